@@ -1,0 +1,1 @@
+"""Business rules of marketgraph. Imports no framework: only the standard library."""

@@ -1,0 +1,50 @@
+"""Inputs of the use cases, already translated out of GraphQL."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, TypeVar
+from uuid import UUID
+
+
+class _Unset(enum.Enum):
+    """Marks a field a partial update leaves alone (distinct from an explicit None)."""
+
+    UNSET = enum.auto()
+
+
+UNSET: Final = _Unset.UNSET
+T = TypeVar("T")
+Patch = T | _Unset
+
+
+@dataclass(frozen=True, slots=True)
+class SignUp:
+    email: str
+    password: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    email: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateMarket:
+    name: str
+    description: str | None
+    end_date: datetime
+    liquidity: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateMarket:
+    market_id: UUID
+    name: Patch[str] = UNSET
+    description: Patch[str | None] = UNSET
+    end_date: Patch[datetime] = UNSET

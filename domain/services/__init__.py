@@ -1,0 +1,1 @@
+"""Use cases: each runs inside one unit of work."""

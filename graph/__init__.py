@@ -1,0 +1,1 @@
+"""The GraphQL edge: HTTP app, schema, resolvers, loaders, permissions, CLI."""

@@ -1,0 +1,136 @@
+"""The ``marketgraph`` command: serve, migrate, seed, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from infra.settings import ConfigError, Settings
+
+
+def _fail(message: str) -> None:
+    print(f"marketgraph: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
+    """Check the database before any worker starts; on the embedded default, set it up."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from infra.db.engine import create_engine
+    from infra.db.migrate import DatabaseBehind, ensure_current, upgrade
+    from infra.passwords import Argon2Hasher
+    from infra.seed import DEMO, DEMO_PASSWORD, is_empty, seed
+
+    engine = create_engine(settings)
+    try:
+        if migrate:
+            await upgrade(engine)
+        await ensure_current(engine)
+        if demo and await is_empty(engine):
+            await seed(engine, DEMO, await Argon2Hasher().hash(DEMO_PASSWORD))
+            print(
+                f"marketgraph: loaded demo data; sign in as user0@example.com"
+                f" / {DEMO_PASSWORD}",
+                file=sys.stderr,
+            )
+    except DatabaseBehind as error:
+        _fail(f"DATABASE_URL: {error}")
+    except (OSError, OperationalError, DBAPIError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        _fail(f"DATABASE_URL: database unreachable ({reason})")
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    asyncio.run(_prepare(settings, migrate=settings.is_sqlite, demo=settings.is_sqlite))
+    workers = args.workers
+    if settings.is_sqlite and workers > 1:
+        print("marketgraph: the embedded SQLite default runs one worker", file=sys.stderr)
+        workers = 1
+    uvicorn.run(
+        "graph.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    asyncio.run(_prepare(settings, migrate=True, demo=False))
+    print("marketgraph: database is at the latest migration", file=sys.stderr)
+
+
+def _seed(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.db.engine import create_engine
+    from infra.passwords import Argon2Hasher
+    from infra.seed import DEMO_PASSWORD, SeedSize, is_empty, seed
+
+    async def run() -> None:
+        await _prepare(settings, migrate=False, demo=False)
+        engine = create_engine(settings)
+        try:
+            if not await is_empty(engine):
+                _fail("the database already has users; seed an empty database")
+            size = SeedSize(users=args.users, markets=args.markets, positions=args.positions)
+            await seed(engine, size, await Argon2Hasher().hash(DEMO_PASSWORD), args.random_seed)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(
+        f"marketgraph: seeded {args.users} users, {args.markets} markets,"
+        f" {args.positions} positions (password {DEMO_PASSWORD})",
+        file=sys.stderr,
+    )
+
+
+def _export_schema() -> None:
+    from graph.schema import schema
+
+    sys.stdout.write(schema.as_str() + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="marketgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    commands.add_parser("migrate", help="apply database migrations")
+    seed = commands.add_parser("seed", help="load demo or benchmark data into an empty database")
+    seed.add_argument("--users", type=int, default=12)
+    seed.add_argument("--markets", type=int, default=40)
+    seed.add_argument("--positions", type=int, default=240)
+    seed.add_argument("--random-seed", type=int, default=7)
+    commands.add_parser("export-schema", help="print the schema in SDL")
+    args = parser.parse_args(argv)
+
+    if args.command == "export-schema":
+        _export_schema()
+        return
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        _fail(str(error))
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "migrate":
+        _migrate(settings)
+    elif args.command == "seed":
+        _seed(settings, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Reading markets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from domain.entities import MarketStatus as DomainStatus
+from domain.reads import MarketFilter as MarketCriteria
+from domain.reads import MarketOrder as MarketSort
+from domain.reads import MarketSortField
+from graph.context import Context
+from graph.enums import MarketOrderField, MarketStatus, OrderDirection
+from graph.errors import bad_input
+from graph.ids import expect_id
+from graph.markets.types import MarketType
+from graph.pagination import Connection, connection, page_request
+
+NAME_CONTAINS_MAX = 200
+_VALUE_KIND = {
+    MarketOrderField.VOLUME: "decimal",
+    MarketOrderField.CREATED_AT: "datetime",
+    MarketOrderField.END_DATE: "datetime",
+    MarketOrderField.NAME: "text",
+}
+
+
+@strawberry.input(description="Which markets to list. All conditions must hold.")
+class MarketFilter:
+    status: MarketStatus | None = strawberry.field(default=None, description="Only this status.")
+    creator_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only markets created by this user (a User id)."
+    )
+    ends_after: datetime | None = strawberry.field(
+        default=None, description="Only markets ending after this time."
+    )
+    ends_before: datetime | None = strawberry.field(
+        default=None, description="Only markets ending before this time."
+    )
+    name_contains: str | None = strawberry.field(
+        default=None, description="Only markets whose name contains this text (any case)."
+    )
+
+    def to_criteria(self) -> MarketCriteria:
+        if self.name_contains is not None and len(self.name_contains) > NAME_CONTAINS_MAX:
+            raise bad_input(
+                f"'nameContains' may be at most {NAME_CONTAINS_MAX} characters.", "filter"
+            )
+        return MarketCriteria(
+            status=None if self.status is None else DomainStatus(self.status.value),
+            creator_id=None
+            if self.creator_id is None
+            else expect_id(self.creator_id, "User", "filter.creatorId"),
+            ends_after=self.ends_after,
+            ends_before=self.ends_before,
+            name_contains=self.name_contains or None,
+        )
+
+
+@strawberry.input(description="How to sort markets.")
+class MarketOrder:
+    field: MarketOrderField = strawberry.field(
+        default=MarketOrderField.CREATED_AT, description="The field to sort by."
+    )
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.DESC, description="The direction."
+    )
+
+
+@strawberry.type
+class MarketQueries:
+    @strawberry.field(description="One market by id, or null when there is none.")
+    async def market(
+        self,
+        info: Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Market id.")],
+    ) -> MarketType | None:
+        market = await info.context.loaders.market(expect_id(id, "Market", "id"))
+        return None if market is None else MarketType.from_entity(market)
+
+    @strawberry.field(description="Markets, filtered and sorted, one page at a time.")
+    async def markets(
+        self,
+        info: Info[Context, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size going forward, 1 to 100.")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Start after this cursor.")
+        ] = None,
+        last: Annotated[
+            int | None, strawberry.argument(description="Page size going backward, 1 to 100.")
+        ] = None,
+        before: Annotated[
+            str | None, strawberry.argument(description="End before this cursor.")
+        ] = None,
+        filter: Annotated[
+            MarketFilter | None, strawberry.argument(description="Which markets to include.")
+        ] = None,
+        order_by: Annotated[
+            MarketOrder | None,
+            strawberry.argument(description="Sort order (default: newest first)."),
+        ] = None,
+    ) -> Connection[MarketType]:
+        order = order_by or MarketOrder()
+        sort = f"markets:{order.field.value}:{order.direction.value}"
+        request = page_request(sort, _VALUE_KIND[order.field], first, after, last, before)
+        criteria = filter.to_criteria() if filter else MarketCriteria()
+        readers = info.context.services.readers
+        page = await readers.market_page(
+            criteria,
+            MarketSort(
+                field=MarketSortField(order.field.value),
+                descending=order.direction is OrderDirection.DESC,
+            ),
+            request,
+        )
+        return connection(
+            page, sort, MarketType.from_entity, lambda: readers.market_count(criteria)
+        )

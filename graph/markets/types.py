@@ -1,0 +1,109 @@
+"""The Market type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from domain.entities import Market
+from domain.money import QUANTUM
+from domain.pricing import yes_price
+from graph.context import Context
+from graph.enums import MarketStatus, Outcome
+from graph.ids import to_global_id
+from graph.node import Node
+from graph.pagination import Connection, connection, page_request
+from infra.db.readers import ChildPageKey
+
+if TYPE_CHECKING:
+    from graph.positions.types import PositionType
+    from graph.users.types import UserType
+
+POSITIONS_SORT = "positions:created_at:asc"
+
+
+@strawberry.type(
+    name="Market",
+    description="A yes/no question people trade on, priced by an automated market maker.",
+)
+class MarketType(Node):
+    name: str = strawberry.field(description="The question, unique across markets.")
+    description: str | None = strawberry.field(description="Details and resolution criteria.")
+    status: MarketStatus = strawberry.field(description="Where the market is in its life.")
+    outcome: Outcome | None = strawberry.field(description="The answer, once resolved.")
+    end_date: datetime = strawberry.field(description="When trading ends (UTC).")
+    liquidity: Decimal = strawberry.field(
+        description="The market maker's liquidity parameter `b`: higher moves prices less."
+    )
+    yes_shares: Decimal = strawberry.field(description="YES shares outstanding.")
+    no_shares: Decimal = strawberry.field(description="NO shares outstanding.")
+    volume: Decimal = strawberry.field(description="Money traded in this market so far.")
+    yes_price: Decimal = strawberry.field(
+        description="What one YES share costs now, between 0 and 1: the implied probability."
+    )
+    no_price: Decimal = strawberry.field(description="What one NO share costs now: 1 − yesPrice.")
+    created_at: datetime = strawberry.field(description="When the market was created (UTC).")
+    updated_at: datetime = strawberry.field(description="When the market last changed (UTC).")
+    market_id: strawberry.Private[UUID]
+    creator_id: strawberry.Private[UUID]
+
+    @classmethod
+    def from_entity(cls, market: Market) -> MarketType:
+        price = yes_price(market.q_yes, market.q_no, market.liquidity).quantize(QUANTUM)
+        return cls(
+            id=strawberry.ID(to_global_id("Market", market.id)),
+            name=market.name,
+            description=market.description,
+            status=MarketStatus(market.status.value),
+            outcome=None if market.outcome is None else Outcome(market.outcome.value),
+            end_date=market.end_date,
+            liquidity=market.liquidity,
+            yes_shares=market.q_yes,
+            no_shares=market.q_no,
+            volume=market.volume,
+            yes_price=price,
+            no_price=1 - price,
+            created_at=market.created_at,
+            updated_at=market.updated_at,
+            market_id=market.id,
+            creator_id=market.creator_id,
+        )
+
+    @strawberry.field(description="The user who created the market.")
+    async def creator(
+        self, info: Info[Context, None]
+    ) -> Annotated[UserType, strawberry.lazy("graph.users.types")]:
+        from graph.users.types import UserType
+
+        user = await info.context.loaders.user(self.creator_id)
+        assert user is not None, "a market's creator always exists (foreign key)"
+        return UserType.from_entity(user)
+
+    @strawberry.field(description="Holdings in this market, oldest first.")
+    async def positions(
+        self,
+        info: Info[Context, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Start after this cursor.")
+        ] = None,
+    ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]]:
+        from graph.positions.types import PositionType
+
+        request = page_request(POSITIONS_SORT, "datetime", first, after)
+        loaders = info.context.loaders
+        key = ChildPageKey(self.market_id, request.size, request.after)
+        page = await loaders.page(loaders.positions_by_market, key)
+        return connection(
+            page,
+            POSITIONS_SORT,
+            PositionType.from_entity,
+            lambda: loaders.count(loaders.position_count_by_market, self.market_id),
+        )

@@ -1,0 +1,68 @@
+"""``node`` and ``nodes``: fetch any object by its global id.
+
+They build the same types as every other path, so the same field rules apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from graph.context import Context
+from graph.errors import bad_input
+from graph.ids import from_global_id
+from graph.markets.types import MarketType
+from graph.node import Node
+from graph.positions.types import PositionType
+from graph.users.types import UserType
+
+MAX_IDS = 100
+
+
+async def _resolve(context: Context, type_name: str, ident: UUID) -> Node | None:
+    loaders = context.loaders
+    if type_name == "Market":
+        market = await loaders.market(ident)
+        return None if market is None else MarketType.from_entity(market)
+    if type_name == "User":
+        user = await loaders.user(ident)
+        return None if user is None else UserType.from_entity(user)
+    position = await loaders.position(ident)
+    return None if position is None else PositionType.from_entity(position)
+
+
+def _parse(value: str, argument: str) -> tuple[str, UUID]:
+    parsed = from_global_id(value)
+    if parsed is None:
+        raise bad_input(f"'{value}' is not a valid id.", argument)
+    return parsed
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(description="Any object by its global id, or null when there is none.")
+    async def node(
+        self,
+        info: Info[Context, None],
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
+    ) -> Node | None:
+        return await _resolve(info.context, *_parse(id, "id"))
+
+    @strawberry.field(
+        description="Objects by global id, in the order asked; null where there is none."
+    )
+    async def nodes(
+        self,
+        info: Info[Context, None],
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Up to 100 global ids.")
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_IDS:
+            raise bad_input(f"At most {MAX_IDS} ids at once.", "ids")
+        parsed = [_parse(value, "ids") for value in ids]
+        return list(await asyncio.gather(*(_resolve(info.context, t, i) for t, i in parsed)))

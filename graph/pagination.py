@@ -1,0 +1,131 @@
+"""Relay connections with keyset pagination and opaque cursors.
+
+A cursor holds the sort it was made under, the row's sort value and its id,
+so paging stays correct when many rows share a sort value, and a cursor from
+one sort order is refused under another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Generic, TypeVar
+
+import orjson
+import strawberry
+from uuid import UUID
+
+from domain.reads import MAX_PAGE_SIZE, Key, Page, PageRequest
+from graph.errors import bad_input
+
+NodeT = TypeVar("NodeT")
+
+# How each kind of sort value is written into a cursor and read back.
+VALUE_KINDS: dict[str, Callable[[str], Any]] = {
+    "decimal": Decimal,
+    "datetime": datetime.fromisoformat,
+    "text": str,
+}
+
+
+def encode_cursor(sort: str, key: Key) -> str:
+    value = key[0].isoformat() if isinstance(key[0], datetime) else str(key[0])
+    raw = orjson.dumps([sort, value, key[1].hex])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, kind: str, argument: str) -> Key:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, value, ident = orjson.loads(raw)
+        if made_for != sort:
+            raise ValueError("cursor of another sort order")
+        return VALUE_KINDS[kind](value), UUID(hex=ident)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, InvalidOperation):
+        raise bad_input(f"'{argument}' is not a valid cursor for this list.", argument) from None
+
+
+def page_request(
+    sort: str,
+    kind: str,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """Check the Relay arguments and decode the cursors (BAD_USER_INPUT when wrong)."""
+    if first is not None and last is not None:
+        raise bad_input("Pass either 'first' or 'last', not both.", "last")
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
+            raise bad_input(f"'{name}' must be between 1 and {MAX_PAGE_SIZE}.", name)
+    if last is not None:
+        if after is not None:
+            raise bad_input("'after' goes with 'first', not with 'last'.", "after")
+        return PageRequest(
+            first=None,
+            last=last,
+            before=None if before is None else decode_cursor(before, sort, kind, "before"),
+        )
+    if before is not None:
+        raise bad_input("'before' goes with 'last', not with 'first'.", "before")
+    return PageRequest(
+        first=first if first is not None else PageRequest.first,
+        after=None if after is None else decode_cursor(after, sort, kind, "after"),
+    )
+
+
+@strawberry.type(description="Where a page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    has_previous_page: bool = strawberry.field(
+        description="Items come before this page (when paging backward, or after a cursor)."
+    )
+    start_cursor: str | None = strawberry.field(description="The cursor of the first item.")
+    end_cursor: str | None = strawberry.field(description="The cursor of the last item.")
+
+
+@strawberry.type(description="An item of a list, with the cursor that points at it.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Pass as `after` or `before` to page from here.")
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of a list (Relay connection).")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items with their cursors.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits in the list.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The items of this page, without cursors.")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many items the whole list has, across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+def connection(
+    page: Page[Any],
+    sort: str,
+    to_node: Callable[[Any], NodeT],
+    count: Callable[[], Awaitable[int]],
+) -> Connection[NodeT]:
+    edges = [Edge(cursor=encode_cursor(sort, key), node=to_node(item)) for key, item in page.items]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=count,
+    )
+
+
+__all__ = ["Connection", "Edge", "PageInfo", "connection", "page_request"]

@@ -1,0 +1,63 @@
+"""The schema. ``schema`` is the development build that ``schema.graphql`` is exported from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from graph.errors import ConflictError, ForbiddenError, InvalidCredentialsError, InvalidStateError
+from graph.errors import NotFoundError, ValidationError
+from graph.extensions import ErrorCodes
+from graph.markets.mutations import MarketMutations
+from graph.markets.queries import MarketQueries
+from graph.markets.types import MarketType
+from graph.node_queries import NodeQueries
+from graph.positions.types import PositionType
+from graph.users.mutations import UserMutations
+from graph.users.queries import UserQueries
+from graph.users.types import UserType
+
+DOCUMENT_CACHE_SIZE = 1024
+
+
+@strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
+class Query(MarketQueries, UserQueries, NodeQueries):
+    pass
+
+
+@strawberry.type(description="Changing things. Each mutation takes one `input` and returns a result union.")
+class Mutation(UserMutations, MarketMutations):
+    pass
+
+
+class MarketgraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are logged by the ``ErrorCodes`` extension, with the request id."""
+
+
+def build_schema(*, introspection: bool = True, field_suggestions: bool = True) -> strawberry.Schema:
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        ErrorCodes,
+    ]
+    if not introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return MarketgraphSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[MarketType, UserType, PositionType, ValidationError, ConflictError,
+               NotFoundError, ForbiddenError, InvalidStateError, InvalidCredentialsError],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+    )
+
+
+schema = build_schema()

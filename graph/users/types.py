@@ -1,0 +1,102 @@
+"""The User type, with the fields only the user themself may see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from domain.access import may_read_private
+from domain.entities import User
+from graph.context import Context
+from graph.enums import Role
+from graph.ids import to_global_id
+from graph.node import Node
+from graph.pagination import Connection, connection, page_request
+from infra.db.readers import ChildPageKey
+
+if TYPE_CHECKING:
+    from graph.markets.types import MarketType
+    from graph.positions.types import PositionType
+
+MARKETS_SORT = "creator-markets:created_at:desc"
+POSITIONS_SORT = "user-positions:created_at:asc"
+
+PageSize = Annotated[
+    int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
+]
+After = Annotated[str | None, strawberry.argument(description="Start after this cursor.")]
+
+
+@strawberry.type(name="User", description="A person who trades and creates markets.")
+class UserType(Node):
+    display_name: str = strawberry.field(description="The name shown to others.")
+    role: Role = strawberry.field(description="What the user may do.")
+    created_at: datetime = strawberry.field(description="When the user signed up (UTC).")
+    user_id: strawberry.Private[UUID]
+    private_email: strawberry.Private[str]
+    private_balance: strawberry.Private[Decimal]
+
+    @classmethod
+    def from_entity(cls, user: User) -> UserType:
+        return cls(
+            id=strawberry.ID(to_global_id("User", user.id)),
+            display_name=user.display_name,
+            role=Role(user.role.value),
+            created_at=user.created_at,
+            user_id=user.id,
+            private_email=user.email,
+            private_balance=user.balance,
+        )
+
+    @strawberry.field(description="The sign-in email. Null unless the viewer is this user.")
+    async def email(self, info: Info[Context, None]) -> str | None:
+        if may_read_private(await info.context.actor(), self.user_id):
+            return self.private_email
+        return None
+
+    @strawberry.field(
+        description="Play money available to trade. Null unless the viewer is this user."
+    )
+    async def balance(self, info: Info[Context, None]) -> Decimal | None:
+        if may_read_private(await info.context.actor(), self.user_id):
+            return self.private_balance
+        return None
+
+    @strawberry.field(description="Markets this user created, newest first.")
+    async def markets(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[MarketType, strawberry.lazy("graph.markets.types")]]:
+        from graph.markets.types import MarketType
+
+        request = page_request(MARKETS_SORT, "datetime", first, after)
+        loaders = info.context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        page = await loaders.page(loaders.markets_by_creator, key)
+        return connection(
+            page,
+            MARKETS_SORT,
+            MarketType.from_entity,
+            lambda: loaders.count(loaders.market_count_by_creator, self.user_id),
+        )
+
+    @strawberry.field(description="What this user holds, oldest first.")
+    async def positions(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]]:
+        from graph.positions.types import PositionType
+
+        request = page_request(POSITIONS_SORT, "datetime", first, after)
+        loaders = info.context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        page = await loaders.page(loaders.positions_by_user, key)
+        return connection(
+            page,
+            POSITIONS_SORT,
+            PositionType.from_entity,
+            lambda: loaders.count(loaders.position_count_by_user, self.user_id),
+        )

@@ -1,0 +1,1 @@
+"""Adapters: database, Redis, tokens, passwords, logging, settings."""

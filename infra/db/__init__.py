@@ -1,0 +1,1 @@
+"""SQLAlchemy Core tables, engine, unit of work, repositories and batch readers."""

@@ -1,0 +1,223 @@
+"""Batch readers behind the DataLoaders: keys in, results in key order.
+
+Each call opens its own short autocommit connection, because sibling fields
+resolve concurrently and one shared connection would be used by two tasks at
+once. Every call is exactly one SQL statement, selecting only the columns the
+GraphQL types need.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.entities import Market, Position, User
+from domain.reads import Key, MarketFilter, MarketOrder, MarketSortField, Page, PageRequest
+from infra.db.models import markets, positions, users
+from infra.db.rows import (
+    MARKET_COLUMNS,
+    POSITION_COLUMNS,
+    USER_COLUMNS,
+    to_market,
+    to_position,
+    to_user,
+)
+
+T = TypeVar("T")
+
+_MARKET_SORT = {
+    MarketSortField.VOLUME: markets.c.volume,
+    MarketSortField.CREATED_AT: markets.c.created_at,
+    MarketSortField.END_DATE: markets.c.end_date,
+    MarketSortField.NAME: markets.c.name,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPageKey:
+    """The first page of one parent's children: positions of a market, say."""
+
+    parent_id: UUID
+    first: int
+    after: Key | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    """How to page through the children of many parents in one statement."""
+
+    table: sa.Table
+    parent: sa.Column[Any]
+    columns: tuple[sa.Column[Any], ...]
+    order: sa.Column[Any]
+    descending: bool
+    to_entity: Callable[[sa.Row[Any]], Any]
+
+
+_POSITIONS_BY_MARKET = _Children(
+    positions, positions.c.market_id, POSITION_COLUMNS, positions.c.created_at, False, to_position
+)
+_POSITIONS_BY_USER = _Children(
+    positions, positions.c.user_id, POSITION_COLUMNS, positions.c.created_at, False, to_position
+)
+_MARKETS_BY_CREATOR = _Children(
+    markets, markets.c.creator_id, MARKET_COLUMNS, markets.c.created_at, True, to_market
+)
+
+
+def _after(
+    order: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], key: Key, descending: bool
+) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``key`` in (order, id) order: a row-value comparison the index serves."""
+    value = sa.bindparam(None, key[0], type_=order.type)
+    ident = sa.bindparam(None, key[1], type_=sa.Uuid())
+    left, right = sa.tuple_(order, id_col), sa.tuple_(value, ident)
+    return left < right if descending else left > right
+
+
+def _sorted(
+    order: sa.ColumnElement[Any], id_col: sa.ColumnElement[Any], descending: bool
+) -> tuple[sa.ColumnElement[Any], ...]:
+    if descending:
+        return order.desc(), id_col.desc()
+    return order.asc(), id_col.asc()
+
+
+class Readers:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _rows(self, stmt: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(stmt)).all()
+
+    async def _by_ids(
+        self,
+        ids: Sequence[UUID],
+        columns: tuple[sa.Column[Any], ...],
+        to_entity: Callable[[sa.Row[Any]], T],
+    ) -> list[T | None]:
+        id_col = columns[0]
+        rows = await self._rows(sa.select(*columns).where(id_col.in_(set(ids))))
+        found = {row[0]: to_entity(row) for row in rows}
+        return [found.get(i) for i in ids]
+
+    async def users_by_ids(self, ids: Sequence[UUID]) -> list[User | None]:
+        return await self._by_ids(ids, USER_COLUMNS, to_user)
+
+    async def markets_by_ids(self, ids: Sequence[UUID]) -> list[Market | None]:
+        return await self._by_ids(ids, MARKET_COLUMNS, to_market)
+
+    async def positions_by_ids(self, ids: Sequence[UUID]) -> list[Position | None]:
+        return await self._by_ids(ids, POSITION_COLUMNS, to_position)
+
+    async def market_page(
+        self, where: MarketFilter, order: MarketOrder, page: PageRequest
+    ) -> Page[Market]:
+        """One keyset page of markets; ties in the sort field are broken by id."""
+        sort = _MARKET_SORT[order.field]
+        # Walking backward is walking forward in the reversed order, then flipping the page.
+        descending = order.descending != page.backward
+        start = page.before if page.backward else page.after
+        stmt = sa.select(*MARKET_COLUMNS).where(*_market_conditions(where))
+        if start is not None:
+            stmt = stmt.where(_after(sort, markets.c.id, start, descending))
+        stmt = stmt.order_by(*_sorted(sort, markets.c.id, descending)).limit(page.size + 1)
+        rows = await self._rows(stmt)
+        more = len(rows) > page.size
+        items = [
+            ((getattr(m, order.field.lower()), m.id), m) for m in map(to_market, rows[: page.size])
+        ]
+        if page.backward:
+            items.reverse()
+            return Page(items, has_next=start is not None, has_previous=more)
+        return Page(items, has_next=more, has_previous=start is not None)
+
+    async def market_count(self, where: MarketFilter) -> int:
+        stmt = sa.select(sa.func.count()).select_from(markets).where(*_market_conditions(where))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def positions_by_market(self, keys: Sequence[ChildPageKey]) -> list[Page[Position]]:
+        return await self._child_pages(_POSITIONS_BY_MARKET, keys)
+
+    async def positions_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[Position]]:
+        return await self._child_pages(_POSITIONS_BY_USER, keys)
+
+    async def markets_by_creator(self, keys: Sequence[ChildPageKey]) -> list[Page[Market]]:
+        return await self._child_pages(_MARKETS_BY_CREATOR, keys)
+
+    async def position_count_by_market(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(positions.c.market_id, ids)
+
+    async def position_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(positions.c.user_id, ids)
+
+    async def market_count_by_creator(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(markets.c.creator_id, ids)
+
+    async def _counts(self, parent: sa.Column[Any], ids: Sequence[UUID]) -> list[int]:
+        stmt = sa.select(parent, sa.func.count()).where(parent.in_(set(ids))).group_by(parent)
+        counts = dict((row[0], row[1]) for row in await self._rows(stmt))
+        return [int(counts.get(i, 0)) for i in ids]
+
+    async def _child_pages(self, spec: _Children, keys: Sequence[ChildPageKey]) -> list[Page[Any]]:
+        """Pages of children for many parents: one statement per distinct (first, after).
+
+        ``row_number()`` over each parent's children, cut at ``first + 1`` (the
+        extra row tells whether there is a next page). Parents asking for their
+        first page, the common case, all share one statement.
+        """
+        groups: dict[tuple[int, Key | None], list[UUID]] = defaultdict(list)
+        for key in keys:
+            groups[(key.first, key.after)].append(key.parent_id)
+        pages: dict[tuple[UUID, int, Key | None], Page[Any]] = {}
+        id_col = spec.columns[0]
+        for (first, after), parent_ids in groups.items():
+            rank = sa.func.row_number().over(
+                partition_by=spec.parent, order_by=_sorted(spec.order, id_col, spec.descending)
+            )
+            inner = sa.select(*spec.columns, rank.label("rank")).where(
+                spec.parent.in_(set(parent_ids))
+            )
+            if after is not None:
+                inner = inner.where(_after(spec.order, id_col, after, spec.descending))
+            ranked = inner.subquery()
+            stmt = (
+                sa.select(*(ranked.c[c.name] for c in spec.columns))
+                .where(ranked.c.rank <= first + 1)
+                .order_by(ranked.c[spec.parent.name], ranked.c.rank)
+            )
+            found: dict[UUID, list[Any]] = defaultdict(list)
+            for row in await self._rows(stmt):
+                found[row._mapping[spec.parent.name]].append(spec.to_entity(row))
+            for parent_id in parent_ids:
+                children = found.get(parent_id, [])
+                items = [((getattr(c, spec.order.name), c.id), c) for c in children[:first]]
+                pages[(parent_id, first, after)] = Page(
+                    items, has_next=len(children) > first, has_previous=after is not None
+                )
+        return [pages[(k.parent_id, k.first, k.after)] for k in keys]
+
+
+def _market_conditions(where: MarketFilter) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.status is not None:
+        conditions.append(markets.c.status == where.status)
+    if where.creator_id is not None:
+        conditions.append(markets.c.creator_id == where.creator_id)
+    if where.ends_after is not None:
+        conditions.append(markets.c.end_date > where.ends_after)
+    if where.ends_before is not None:
+        conditions.append(markets.c.end_date < where.ends_before)
+    if where.name_contains:
+        # The text is a bound parameter; only LIKE's own wildcards need escaping.
+        pattern = where.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(markets.c.name.ilike(f"%{pattern}%", escape="\\"))
+    return conditions

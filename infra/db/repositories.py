@@ -1,0 +1,131 @@
+"""Repositories: the writes of the use cases, on the unit of work's connection."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.entities import LedgerKind, Market, User, UserCredentials
+from domain.errors import Conflict
+from domain.ports import NewUser
+from infra.db.models import ledger_entries, markets, trades, users
+from infra.db.rows import MARKET_COLUMNS, USER_COLUMNS, to_market, to_user
+
+
+def _violates(error: IntegrityError, column: str) -> bool:
+    # PostgreSQL names the constraint (uq_users_email); SQLite names the column (users.email).
+    text = str(error.orig)
+    return f"_{column}" in text or f".{column}" in text
+
+
+class SqlUserRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, user: NewUser) -> User:
+        stmt = (
+            sa.insert(users)
+            .values(
+                id=user.id,
+                email=user.email,
+                display_name=user.display_name,
+                password_hash=user.password_hash,
+                balance=user.balance,
+                created_at=user.created_at,
+            )
+            .returning(*USER_COLUMNS)
+        )
+        try:
+            row = (await self._conn.execute(stmt)).one()
+        except IntegrityError as error:
+            if _violates(error, "email"):
+                raise Conflict("email", "An account with this email already exists.") from None
+            raise
+        return to_user(row)
+
+    async def get(self, user_id: UUID) -> User | None:
+        row = (
+            await self._conn.execute(sa.select(*USER_COLUMNS).where(users.c.id == user_id))
+        ).one_or_none()
+        return None if row is None else to_user(row)
+
+    async def credentials_by_email(self, email: str) -> UserCredentials | None:
+        row = (
+            await self._conn.execute(
+                sa.select(
+                    users.c.id, users.c.password_hash, users.c.disabled, users.c.token_version
+                ).where(users.c.email == email)
+            )
+        ).one_or_none()
+        return None if row is None else UserCredentials(*row)
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        await self._conn.execute(
+            sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+        )
+
+
+class SqlMarketRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, market: Market) -> Market:
+        values = {column.name: getattr(market, column.name) for column in MARKET_COLUMNS}
+        stmt = sa.insert(markets).values(**values).returning(*MARKET_COLUMNS)
+        return to_market(await self._write(stmt))
+
+    async def get_for_update(self, market_id: UUID) -> Market | None:
+        row = (
+            await self._conn.execute(
+                sa.select(*MARKET_COLUMNS).where(markets.c.id == market_id).with_for_update()
+            )
+        ).one_or_none()
+        return None if row is None else to_market(row)
+
+    async def save(self, market: Market) -> Market:
+        stmt = (
+            sa.update(markets)
+            .where(markets.c.id == market.id)
+            .values(
+                name=market.name,
+                description=market.description,
+                end_date=market.end_date,
+                updated_at=market.updated_at,
+            )
+            .returning(*MARKET_COLUMNS)
+        )
+        return to_market(await self._write(stmt))
+
+    async def has_trades(self, market_id: UUID) -> bool:
+        stmt = sa.select(sa.exists().where(trades.c.market_id == market_id))
+        return bool((await self._conn.execute(stmt)).scalar())
+
+    async def delete(self, market_id: UUID) -> None:
+        await self._conn.execute(sa.delete(markets).where(markets.c.id == market_id))
+
+    async def _write(self, stmt: sa.Executable) -> sa.Row[object]:
+        # A violation aborts the transaction; the use case ends with it, so no savepoint.
+        try:
+            return (await self._conn.execute(stmt)).one()
+        except IntegrityError as error:
+            if _violates(error, "name"):
+                raise Conflict("name", "A market with this name already exists.") from None
+            raise
+
+
+class SqlLedgerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, user_id: UUID, amount: Decimal, kind: LedgerKind, at: datetime) -> None:
+        await self._conn.execute(
+            sa.insert(ledger_entries).values(
+                id=uuid.uuid4(), user_id=user_id, amount=amount, kind=kind, created_at=at
+            )
+        )

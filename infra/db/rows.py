@@ -1,0 +1,43 @@
+"""Rows to domain entities: the one place that knows both shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from domain.entities import Market, Position, User
+from infra.db.models import markets, positions, users
+
+USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.display_name,
+    users.c.role,
+    users.c.balance,
+    users.c.disabled,
+    users.c.token_version,
+    users.c.created_at,
+)
+MARKET_COLUMNS = tuple(markets.c)
+POSITION_COLUMNS = (
+    positions.c.id,
+    positions.c.user_id,
+    positions.c.market_id,
+    positions.c.outcome,
+    positions.c.shares,
+    positions.c.cost_basis,
+    positions.c.created_at,
+)
+
+
+def to_user(row: sa.Row[Any]) -> User:
+    return User(*row[:8])
+
+
+def to_market(row: sa.Row[Any]) -> Market:
+    return Market(*row[:13])
+
+
+def to_position(row: sa.Row[Any]) -> Position:
+    return Position(*row[:7])

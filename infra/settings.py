@@ -1,0 +1,196 @@
+"""Configuration, read once from the environment and validated at start.
+
+A bad value raises ``ConfigError`` whose message is one line naming the
+variable and what is wrong with it; the CLI prints it and exits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+ENVIRONMENTS = ("development", "production")
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    jwt_secret: str
+    environment: str
+    trusted_proxies: tuple[str, ...]
+    graphiql: bool
+    introspection: bool
+    log_level: str
+    log_format: str
+    data_dir: Path
+    access_token_ttl_seconds: int = 900
+    jwt_issuer: str = "marketgraph"
+    jwt_audience: str = "marketgraph-api"
+    max_body_bytes: int = 1_000_000
+    starting_balance: Decimal = Decimal(1000)
+    db_pool_size: int = 10
+    redis_key_prefix: str = "mg:"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        environment = env.get("MARKETGRAPH_ENV", "development").strip().lower()
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"MARKETGRAPH_ENV: must be one of {', '.join(ENVIRONMENTS)}")
+        production = environment == "production"
+        data_dir = Path(env.get("MARKETGRAPH_DATA_DIR", ".marketgraph"))
+        database_url = _database_url(
+            env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'marketgraph.db'}"
+        )
+        return cls(
+            database_url=database_url,
+            redis_url=_redis_url(env.get("REDIS_URL") or None),
+            jwt_secret=_jwt_secret(env.get("JWT_SECRET"), production, data_dir),
+            environment=environment,
+            trusted_proxies=_proxies(env.get("TRUSTED_PROXIES", "127.0.0.1")),
+            graphiql=_flag(env, "GRAPHIQL_ENABLED", default=not production),
+            introspection=_flag(env, "INTROSPECTION_ENABLED", default=not production),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            log_format=_choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
+            data_dir=data_dir,
+            access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000, 1_000, 100_000_000),
+            starting_balance=_decimal(env, "STARTING_BALANCE", Decimal(1000)),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 200),
+            redis_key_prefix=env.get("REDIS_KEY_PREFIX", "mg:"),
+        )
+
+
+def _database_url(raw: str) -> str:
+    try:
+        url: URL = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL: not a database URL (expected postgresql://user@host:port/db"
+            " or sqlite+aiosqlite:///path)"
+        ) from None
+    if url.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
+        if not url.database:
+            raise ConfigError("DATABASE_URL: names no database")
+        url = url.set(drivername="postgresql+asyncpg")
+    elif url.drivername in ("sqlite", "sqlite+aiosqlite"):
+        if not url.database or url.database == ":memory:":
+            raise ConfigError("DATABASE_URL: SQLite needs a file path")
+        url = url.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database '{url.drivername}' (use postgresql or sqlite)"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL: must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _jwt_secret(raw: str | None, production: bool, data_dir: Path) -> str:
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("JWT_SECRET: must be at least 32 characters long")
+        return raw
+    if production:
+        raise ConfigError("JWT_SECRET: required when MARKETGRAPH_ENV=production")
+    # Development: a random secret kept beside the embedded database, so tokens
+    # survive restarts without anyone having to invent a secret.
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def _proxies(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES: '{item}' is not an IP address or network"
+            ) from None
+    return items
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: must be true or false")
+
+
+def _choice(
+    env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], upper: bool = False
+) -> str:
+    value = env.get(name, default).strip()
+    value = value.upper() if upper else value.lower()
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}")
+    return value
+
+
+def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}: must be a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{name}: must be a non-negative number")
+    return value
