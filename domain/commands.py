@@ -6,19 +6,17 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Final, TypeVar
+from typing import Final
 from uuid import UUID
 
 
-class _Unset(enum.Enum):
+class Unset(enum.Enum):
     """Marks a field a partial update leaves alone (distinct from an explicit None)."""
 
     UNSET = enum.auto()
 
 
-UNSET: Final = _Unset.UNSET
-T = TypeVar("T")
-Patch = T | _Unset
+UNSET: Final = Unset.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +43,6 @@ class CreateMarket:
 @dataclass(frozen=True, slots=True)
 class UpdateMarket:
     market_id: UUID
-    name: Patch[str] = UNSET
-    description: Patch[str | None] = UNSET
-    end_date: Patch[datetime] = UNSET
+    name: str | Unset = UNSET
+    description: str | Unset | None = UNSET
+    end_date: datetime | Unset = UNSET

@@ -64,9 +64,14 @@ class LedgerRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction; leaving the block without ``commit`` rolls everything back."""
 
-    users: UserRepository
-    markets: MarketRepository
-    ledger: LedgerRepository
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def markets(self) -> MarketRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

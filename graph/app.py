@@ -54,15 +54,16 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
-        )
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -122,14 +123,14 @@ def create_app(settings: Settings) -> Starlette:
                 async with engine.connect() as conn:
                     await conn.execute(sa.text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception as error:  # noqa: BLE001 - any failure means not ready
+        except Exception as error:
             checks["database"] = f"unavailable: {type(error).__name__}"
         if redis is not None:
             try:
                 async with asyncio.timeout(READY_TIMEOUT):
                     await redis.ping()
                 checks["redis"] = "ok"
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 checks["redis"] = f"unavailable: {type(error).__name__}"
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse(

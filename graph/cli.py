@@ -32,8 +32,7 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
         if demo and await is_empty(engine):
             await seed(engine, DEMO, await Argon2Hasher().hash(DEMO_PASSWORD))
             print(
-                f"marketgraph: loaded demo data; sign in as user0@example.com"
-                f" / {DEMO_PASSWORD}",
+                f"marketgraph: loaded demo data; sign in as user0@example.com / {DEMO_PASSWORD}",
                 file=sys.stderr,
             )
     except DatabaseBehind as error:

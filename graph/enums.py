@@ -10,7 +10,9 @@ import strawberry
 @strawberry.enum(description="Where a market is in its life.")
 class MarketStatus(Enum):
     ACTIVE = strawberry.enum_value("ACTIVE", description="Open for trading.")
-    CLOSED = strawberry.enum_value("CLOSED", description="Trading has stopped; awaiting resolution.")
+    CLOSED = strawberry.enum_value(
+        "CLOSED", description="Trading has stopped; awaiting resolution."
+    )
     RESOLVED = strawberry.enum_value("RESOLVED", description="The outcome is known and paid out.")
     CANCELLED = strawberry.enum_value("CANCELLED", description="Called off; cost bases refunded.")
 

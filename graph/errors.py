@@ -41,9 +41,7 @@ class ErrorCode(Enum):
         "BAD_USER_INPUT",
         description="An argument is out of range or malformed (a bad cursor or id).",
     )
-    BAD_REQUEST = strawberry.enum_value(
-        "BAD_REQUEST", description="The HTTP request is malformed."
-    )
+    BAD_REQUEST = strawberry.enum_value("BAD_REQUEST", description="The HTTP request is malformed.")
     GRAPHQL_PARSE_FAILED = strawberry.enum_value(
         "GRAPHQL_PARSE_FAILED", description="The document is not valid GraphQL syntax."
     )

@@ -170,8 +170,10 @@ class GraphQLEndpoint:
                 allowed_operation_types=ALLOWED_OPERATIONS,
             )
             status = self._status(result, media)
-            outcome = "internal_error" if context.internal_errors else (
-                "errors" if result.errors else "ok"
+            outcome = (
+                "internal_error"
+                if context.internal_errors
+                else ("errors" if result.errors else "ok")
             )
             body = self._body(result)
             response = Response(body, status_code=status, media_type=media)
@@ -181,7 +183,11 @@ class GraphQLEndpoint:
                 # Legacy application/json clients get 200 for any well-formed HTTP request.
                 failure.status = 200
             body = orjson.dumps(
-                {"errors": [{"message": failure.message, "extensions": {"code": failure.code.value}}]}
+                {
+                    "errors": [
+                        {"message": failure.message, "extensions": {"code": failure.code.value}}
+                    ]
+                }
             )
             response = Response(
                 body,
@@ -234,7 +240,9 @@ class GraphQLEndpoint:
             )
         charset = params_text.strip().lower().removeprefix("charset=").strip('"')
         if charset and charset != "utf-8":
-            raise RequestFailed(415, ErrorCode.BAD_REQUEST, "Only UTF-8 request bodies are accepted.")
+            raise RequestFailed(
+                415, ErrorCode.BAD_REQUEST, "Only UTF-8 request bodies are accepted."
+            )
         return _graphql_request(_loads(await self._body_bytes(request), "request body"))
 
     async def _body_bytes(self, request: Request) -> bytes:
@@ -320,5 +328,3 @@ class GraphQLEndpoint:
         if result.extensions:
             payload["extensions"] = result.extensions
         return orjson.dumps(payload)
-
-

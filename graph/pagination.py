@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import orjson
 import strawberry
-from uuid import UUID
 
-from domain.reads import MAX_PAGE_SIZE, Key, Page, PageRequest
+from domain.reads import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Key, Page, PageRequest
 from graph.errors import bad_input
 
 NodeT = TypeVar("NodeT")
@@ -73,7 +73,7 @@ def page_request(
     if before is not None:
         raise bad_input("'before' goes with 'last', not with 'first'.", "before")
     return PageRequest(
-        first=first if first is not None else PageRequest.first,
+        first=first if first is not None else DEFAULT_PAGE_SIZE,
         after=None if after is None else decode_cursor(after, sort, kind, "after"),
     )
 

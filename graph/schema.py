@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -10,8 +11,14 @@ from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtensi
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from graph.errors import ConflictError, ForbiddenError, InvalidCredentialsError, InvalidStateError
-from graph.errors import NotFoundError, ValidationError
+from graph.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidCredentialsError,
+    InvalidStateError,
+    NotFoundError,
+    ValidationError,
+)
 from graph.extensions import ErrorCodes
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
@@ -30,7 +37,9 @@ class Query(MarketQueries, UserQueries, NodeQueries):
     pass
 
 
-@strawberry.type(description="Changing things. Each mutation takes one `input` and returns a result union.")
+@strawberry.type(
+    description="Changing things. Each mutation takes one `input` and returns a result union."
+)
 class Mutation(UserMutations, MarketMutations):
     pass
 
@@ -42,7 +51,9 @@ class MarketgraphSchema(strawberry.Schema):
         """Errors are logged by the ``ErrorCodes`` extension, with the request id."""
 
 
-def build_schema(*, introspection: bool = True, field_suggestions: bool = True) -> strawberry.Schema:
+def build_schema(
+    *, introspection: bool = True, field_suggestions: bool = True
+) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
@@ -53,8 +64,17 @@ def build_schema(*, introspection: bool = True, field_suggestions: bool = True) 
     return MarketgraphSchema(
         query=Query,
         mutation=Mutation,
-        types=[MarketType, UserType, PositionType, ValidationError, ConflictError,
-               NotFoundError, ForbiddenError, InvalidStateError, InvalidCredentialsError],
+        types=[
+            MarketType,
+            UserType,
+            PositionType,
+            ValidationError,
+            ConflictError,
+            NotFoundError,
+            ForbiddenError,
+            InvalidStateError,
+            InvalidCredentialsError,
+        ],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
     )

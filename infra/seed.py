@@ -37,6 +37,17 @@ _TOPICS = [
 ]
 
 
+@dataclass
+class _Book:
+    """A market's running state while its trades are generated."""
+
+    q_yes: float = 0.0
+    q_no: float = 0.0
+    yes_shares: Decimal = Decimal(0)
+    no_shares: Decimal = Decimal(0)
+    volume: Decimal = Decimal(0)
+
+
 @dataclass(frozen=True)
 class SeedSize:
     users: int
@@ -67,7 +78,7 @@ async def is_empty(engine: AsyncEngine) -> bool:
 
 async def seed(engine: AsyncEngine, size: SeedSize, password_hash: str, rng_seed: int = 7) -> None:
     """Insert ``size`` worth of users, markets and positions (with their trades and ledger)."""
-    rng = random.Random(rng_seed)
+    rng = random.Random(rng_seed)  # noqa: S311 - reproducible demo data, not secrets
     now = datetime.now(UTC).replace(microsecond=0)
     grant = Decimal(1000)
     user_rows: list[dict[str, Any]] = []
@@ -106,7 +117,7 @@ async def seed(engine: AsyncEngine, size: SeedSize, password_hash: str, rng_seed
                 "updated_at": created,
             }
         )
-    state = {m["id"]: [0.0, 0.0, Decimal(0), Decimal(0), Decimal(0)] for m in market_rows}
+    books = {m["id"]: _Book() for m in market_rows}
     spent = {u["id"]: Decimal(0) for u in user_rows}
     holders: set[tuple[int, int, Outcome]] = set()
     position_rows: list[dict[str, Any]] = []
@@ -119,18 +130,21 @@ async def seed(engine: AsyncEngine, size: SeedSize, password_hash: str, rng_seed
             continue
         holders.add((ui, mi, outcome))
         user, market = user_rows[ui], market_rows[mi]
-        s = state[market["id"]]
+        book = books[market["id"]]
         shares = Decimal(rng.randrange(1, 9))
-        q_yes, q_no, b = s[0], s[1], 100.0
+        q_yes, q_no, b = book.q_yes, book.q_no, 100.0
         before = _yes_price(q_yes, q_no, b)
         if outcome is Outcome.YES:
             new_yes, new_no = q_yes + float(shares), q_no
         else:
             new_yes, new_no = q_yes, q_no + float(shares)
         cost = charge(_fmt(_cost(new_yes, new_no, b) - _cost(q_yes, q_no, b)))
-        s[0], s[1] = new_yes, new_no
-        s[2 if outcome is Outcome.YES else 3] += shares
-        s[4] += cost
+        book.q_yes, book.q_no = new_yes, new_no
+        if outcome is Outcome.YES:
+            book.yes_shares += shares
+        else:
+            book.no_shares += shares
+        book.volume += cost
         spent[user["id"]] += cost
         at = market["created_at"] + timedelta(seconds=len(position_rows) + 1)
         trade_id = uuid.UUID(int=rng.getrandbits(128), version=4)
@@ -179,8 +193,9 @@ async def seed(engine: AsyncEngine, size: SeedSize, password_hash: str, rng_seed
         if user["balance"] < 0:
             raise ValueError("seed too dense: a user would go below zero; add users")
     for market in market_rows:
-        s = state[market["id"]]
-        market["q_yes"], market["q_no"], market["volume"] = s[2], s[3], s[4]
+        book = books[market["id"]]
+        market["q_yes"], market["q_no"] = book.yes_shares, book.no_shares
+        market["volume"] = book.volume
     grants = [
         {
             "id": uuid.UUID(int=rng.getrandbits(128), version=4),

@@ -57,14 +57,14 @@ class JwtTokens:
 
     def issue_access(self, user: User) -> AccessToken:
         now = self._clock()
-        expires = now + self._ttl
+        expires = int((now + self._ttl).timestamp())
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user.id),
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()),
-            "exp": int(expires.timestamp()),
+            "exp": expires,
             "jti": uuid.uuid4().hex,
             "typ": ACCESS,
             "ver": user.token_version,
@@ -72,7 +72,7 @@ class JwtTokens:
         token = jwt.encode(
             claims, self._keys[self._kid], algorithm=ALGORITHM, headers={"kid": self._kid}
         )
-        return AccessToken(token=token, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+        return AccessToken(token=token, expires_at=datetime.fromtimestamp(expires, UTC))
 
     def decode_access(self, token: str) -> AccessClaims:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
+from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from domain.commands import UNSET, CreateMarket, UpdateMarket
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInput
 from graph.context import Context
 from graph.errors import (
     ConflictError,
@@ -23,8 +24,6 @@ from graph.errors import (
 from graph.ids import from_global_id
 from graph.markets.types import MarketType
 from graph.permissions import IsAuthenticated
-from domain.errors import InvalidInput
-from uuid import UUID
 
 
 def _market_id(value: str) -> UUID:
@@ -73,15 +72,16 @@ class UpdateMarketInput:
     )
 
     def to_command(self) -> UpdateMarket:
-        for name in ("name", "end_date"):
-            if getattr(self, name) is None:
-                field = "endDate" if name == "end_date" else name
-                raise InvalidInput(field, f"'{field}' cannot be cleared.")
+        """Omitted (UNSET) leaves a field alone; null clears it where that is allowed."""
+        if self.name is None:
+            raise InvalidInput("name", "'name' cannot be cleared.")
+        if self.end_date is None:
+            raise InvalidInput("endDate", "'endDate' cannot be cleared.")
         return UpdateMarket(
             market_id=_market_id(self.id),
-            name=UNSET if self.name is strawberry.UNSET else self.name,  # type: ignore[arg-type]
+            name=UNSET if self.name is strawberry.UNSET else self.name,
             description=UNSET if self.description is strawberry.UNSET else self.description,
-            end_date=UNSET if self.end_date is strawberry.UNSET else self.end_date,  # type: ignore[arg-type]
+            end_date=UNSET if self.end_date is strawberry.UNSET else self.end_date,
         )
 
 

@@ -50,7 +50,7 @@ class MarketFilter:
                 f"'nameContains' may be at most {NAME_CONTAINS_MAX} characters.", "filter"
             )
         return MarketCriteria(
-            status=None if self.status is None else DomainStatus(self.status.value),
+            status=None if self.status is None else DomainStatus[self.status.name],
             creator_id=None
             if self.creator_id is None
             else expect_id(self.creator_id, "User", "filter.creatorId"),
@@ -106,14 +106,14 @@ class MarketQueries:
         ] = None,
     ) -> Connection[MarketType]:
         order = order_by or MarketOrder()
-        sort = f"markets:{order.field.value}:{order.direction.value}"
+        sort = f"markets:{order.field.name}:{order.direction.name}"
         request = page_request(sort, _VALUE_KIND[order.field], first, after, last, before)
         criteria = filter.to_criteria() if filter else MarketCriteria()
         readers = info.context.services.readers
         page = await readers.market_page(
             criteria,
             MarketSort(
-                field=MarketSortField(order.field.value),
+                field=MarketSortField[order.field.name],
                 descending=order.direction is OrderDirection.DESC,
             ),
             request,

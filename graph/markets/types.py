@@ -46,7 +46,7 @@ class MarketType(Node):
     yes_price: Decimal = strawberry.field(
         description="What one YES share costs now, between 0 and 1: the implied probability."
     )
-    no_price: Decimal = strawberry.field(description="What one NO share costs now: 1 − yesPrice.")
+    no_price: Decimal = strawberry.field(description="What one NO share costs now: 1 - yesPrice.")
     created_at: datetime = strawberry.field(description="When the market was created (UTC).")
     updated_at: datetime = strawberry.field(description="When the market last changed (UTC).")
     market_id: strawberry.Private[UUID]

@@ -21,9 +21,7 @@ if TYPE_CHECKING:
     from graph.users.types import UserType
 
 
-@strawberry.type(
-    name="Position", description="What one user holds of one outcome of one market."
-)
+@strawberry.type(name="Position", description="What one user holds of one outcome of one market.")
 class PositionType(Node):
     outcome: Outcome = strawberry.field(description="The outcome the shares pay on.")
     shares: Decimal = strawberry.field(description="Shares held.")

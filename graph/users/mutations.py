@@ -19,7 +19,9 @@ from graph.users.types import UserType
 class SignUpInput:
     email: str = strawberry.field(description="Sign-in email; unique, any case.")
     password: str = strawberry.field(description="8 to 1024 characters.")
-    display_name: str = strawberry.field(description="The name shown to others, 1 to 64 characters.")
+    display_name: str = strawberry.field(
+        description="The name shown to others, 1 to 64 characters."
+    )
 
 
 @strawberry.type(description="The account was created; sign in to get a token.")
@@ -61,7 +63,9 @@ class UserMutations:
         info: Info[Context, None],
         input: Annotated[SignUpInput, strawberry.argument(description="The new account.")],
     ) -> SignUpResult:
-        command = SignUp(email=input.email, password=input.password, display_name=input.display_name)
+        command = SignUp(
+            email=input.email, password=input.password, display_name=input.display_name
+        )
         try:
             user = await info.context.services.users.sign_up(command)
         except DomainError as error:

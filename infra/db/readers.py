@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import Market, Position, User
 from domain.reads import Key, MarketFilter, MarketOrder, MarketSortField, Page, PageRequest
-from infra.db.models import markets, positions, users
+from infra.db.models import markets, positions
 from infra.db.rows import (
     MARKET_COLUMNS,
     POSITION_COLUMNS,
     USER_COLUMNS,
+    AnyRow,
     to_market,
     to_position,
     to_user,
@@ -57,7 +58,7 @@ class _Children:
     columns: tuple[sa.Column[Any], ...]
     order: sa.Column[Any]
     descending: bool
-    to_entity: Callable[[sa.Row[Any]], Any]
+    to_entity: Callable[[AnyRow], Any]
 
 
 _POSITIONS_BY_MARKET = _Children(
@@ -93,15 +94,16 @@ class Readers:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def _rows(self, stmt: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+    async def _rows(self, stmt: sa.Select[Any]) -> Sequence[AnyRow]:
         async with self._engine.connect() as conn:
-            return (await conn.execute(stmt)).all()
+            rows: Sequence[AnyRow] = (await conn.execute(stmt)).all()
+            return rows
 
     async def _by_ids(
         self,
         ids: Sequence[UUID],
         columns: tuple[sa.Column[Any], ...],
-        to_entity: Callable[[sa.Row[Any]], T],
+        to_entity: Callable[[AnyRow], T],
     ) -> list[T | None]:
         id_col = columns[0]
         rows = await self._rows(sa.select(*columns).where(id_col.in_(set(ids))))
@@ -164,7 +166,7 @@ class Readers:
 
     async def _counts(self, parent: sa.Column[Any], ids: Sequence[UUID]) -> list[int]:
         stmt = sa.select(parent, sa.func.count()).where(parent.in_(set(ids))).group_by(parent)
-        counts = dict((row[0], row[1]) for row in await self._rows(stmt))
+        counts: dict[UUID, int] = {row[0]: row[1] for row in await self._rows(stmt)}
         return [int(counts.get(i, 0)) for i in ids]
 
     async def _child_pages(self, spec: _Children, keys: Sequence[ChildPageKey]) -> list[Page[Any]]:

@@ -31,13 +31,16 @@ POSITION_COLUMNS = (
 )
 
 
-def to_user(row: sa.Row[Any]) -> User:
-    return User(*row[:8])
+AnyRow = sa.Row[*tuple[Any, ...]]
 
 
-def to_market(row: sa.Row[Any]) -> Market:
-    return Market(*row[:13])
+def to_user(row: AnyRow) -> User:
+    return User(**row._mapping)
 
 
-def to_position(row: sa.Row[Any]) -> Position:
-    return Position(*row[:7])
+def to_market(row: AnyRow) -> Market:
+    return Market(**row._mapping)
+
+
+def to_position(row: AnyRow) -> Position:
+    return Position(**row._mapping)

@@ -1,0 +1,201 @@
+"""Fixtures: each run gets its own PostgreSQL database and Redis key prefix, removed after.
+
+Tests marked ``embedded`` run a second time against the embedded default
+(a SQLite file, no Redis), in the same pytest run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import create_engine
+from infra.db.migrate import upgrade
+from infra.settings import Settings
+from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ("postgres", "sqlite")
+PASSWORD = "correct horse battery"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        embedded = metafunc.definition.get_closest_marker("embedded") is not None
+        metafunc.parametrize(
+            "backend", BACKENDS if embedded else BACKENDS[:1], indirect=True, scope="session"
+        )
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def settings(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
+    """Settings pointing at a fresh, migrated database of this run's own."""
+    data_dir = tmp_path_factory.mktemp(f"marketgraph-{backend}")
+    prefix = f"mgtest:{uuid.uuid4().hex[:12]}:"
+    env = {
+        "MARKETGRAPH_ENV": "development",
+        "MARKETGRAPH_DATA_DIR": str(data_dir),
+        "JWT_SECRET": uuid.uuid4().hex * 2,
+        "LOG_LEVEL": "INFO",
+        "REDIS_KEY_PREFIX": prefix,
+    }
+    if backend == "sqlite":
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+        yield Settings.from_env(env)
+        return
+    name = f"mg_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(ADMIN_DATABASE_URL))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = (
+        make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    )
+    env["REDIS_URL"] = REDIS_URL
+    settings = Settings.from_env(env)
+    engine = create_engine(settings)
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield settings
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        client = aioredis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings) -> Iterator[LiveServer]:
+    live = LiveServer(settings)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """A connection pool of the test's own, for checking what the server wrote."""
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+SIGN_UP = """
+mutation ($input: SignUpInput!) {
+  signUp(input: $input) {
+    __typename
+    ... on SignUpSuccess { user { id } }
+    ... on Error { message code }
+  }
+}
+"""
+SIGN_IN = """
+mutation ($input: SignInInput!) {
+  signIn(input: $input) {
+    __typename
+    ... on SignInSuccess { accessToken user { id } }
+    ... on Error { message code }
+  }
+}
+"""
+CREATE_MARKET = """
+mutation ($input: CreateMarketInput!) {
+  createMarket(input: $input) {
+    __typename
+    ... on CreateMarketSuccess { market { id name description endDate status yesPrice } }
+    ... on ValidationError { field }
+    ... on ConflictError { field }
+    ... on Error { message code }
+  }
+}
+"""
+
+
+@pytest.fixture
+def make_account(gql: GraphQLClient) -> MakeAccount:
+    """Sign a new user up and in through the API."""
+
+    async def make(name: str = "Tester") -> Account:
+        email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:10]}@example.com"
+        data = await gql.data(
+            SIGN_UP, {"input": {"email": email, "password": PASSWORD, "displayName": name}}
+        )
+        assert data["signUp"]["__typename"] == "SignUpSuccess", data
+        signed = await gql.data(SIGN_IN, {"input": {"email": email, "password": PASSWORD}})
+        assert signed["signIn"]["__typename"] == "SignInSuccess", signed
+        return Account(
+            id=signed["signIn"]["user"]["id"],
+            email=email,
+            token=signed["signIn"]["accessToken"],
+        )
+
+    return make
+
+
+def future(days: int = 30) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+@pytest.fixture
+def make_market(gql: GraphQLClient) -> MakeMarket:
+    """Create a market through the API as the given account."""
+
+    async def make(account: Account, name: str | None = None, **fields: Any) -> dict[str, Any]:
+        market_input = {
+            "name": name or f"Will test {uuid.uuid4().hex[:10]} pass?",
+            "endDate": future(),
+            **fields,
+        }
+        data = await gql.data(CREATE_MARKET, {"input": market_input}, token=account.token)
+        result = data["createMarket"]
+        assert result["__typename"] == "CreateMarketSuccess", result
+        market: dict[str, Any] = result["market"]
+        return market
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
