@@ -1,9 +1,16 @@
 """Logarithmic market scoring rule (LMSR), in exact decimal arithmetic.
 
 ``C(q) = b · ln(e^(q_yes/b) + e^(q_no/b))``. Prices are the partial
-derivatives of C and always lie strictly between 0 and 1. The exponentials are
-computed relative to the larger exponent so that large share counts do not
-overflow the decimal context.
+derivatives of C and lie strictly between 0 and 1. Every exponential is taken
+of a non-positive number (relative to the larger exponent) so that large share
+counts or lopsided markets do not overflow the decimal context.
+
+A trade's amount is a difference of two costs, which loses digits when the
+trade is small next to the market (a tiny share count, or a price near 0).
+So amounts are rounded in the house's favour against a bound on that
+arithmetic error, not against the computed value alone: a buy is never
+charged less than its exact cost (and a positive buy never costs nothing), a
+sale never pays more than its exact proceeds.
 """
 
 from __future__ import annotations
@@ -11,9 +18,19 @@ from __future__ import annotations
 from decimal import Context, Decimal, localcontext
 
 from domain.entities import Outcome
-from domain.money import charge, payout
+from domain.money import QUANTUM, charge, payout
 
 _PRECISION = Context(prec=34)
+# The closest a price may come to 0 or 1 at this precision: beyond it the exact
+# price would round to 0 or 1, which the LMSR never reaches.
+_EDGE = Decimal(1).scaleb(1 - _PRECISION.prec)
+# e^-80 < 1e-34: past this the smaller exponential is below the precision.
+_FAR = Decimal(80)
+# _cost(q) is within about 1e-32 · (max|q| + b) of the exact value at 34
+# digits (a few roundings of magnitude |q|/b and ln 2, scaled by b); the
+# bound used is ten times that.
+_ERROR = Decimal(1).scaleb(3 - _PRECISION.prec)
+_ZERO = Decimal(0).quantize(QUANTUM)
 
 
 def _cost(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
@@ -23,30 +40,61 @@ def _cost(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
         return b * (top + total.ln())
 
 
-def yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
-    """The instantaneous price of one YES share, in (0, 1)."""
+def _trade(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, delta: Decimal
+) -> tuple[Decimal, Decimal]:
+    """``C(q + delta on outcome) - C(q)`` as computed, and a bound on its error."""
     with localcontext(_PRECISION):
-        # e^(q_yes/b) / (e^(q_yes/b) + e^(q_no/b)) == 1 / (1 + e^((q_no - q_yes)/b))
-        return Decimal(1) / (Decimal(1) + ((q_no - q_yes) / b).exp())
+        after = (q_yes + delta, q_no) if outcome is Outcome.YES else (q_yes, q_no + delta)
+        raw = _cost(*after, b) - _cost(q_yes, q_no, b)
+        largest = max(abs(q_yes), abs(q_no), abs(after[0]), abs(after[1]))
+        return raw, (largest + b) * _ERROR
+
+
+def yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
+    """The instantaneous price of one YES share, strictly inside (0, 1)."""
+    with localcontext(_PRECISION):
+        # e^(q_yes/b) / (e^(q_yes/b) + e^(q_no/b)) == 1 / (1 + e^(-x)) with x = (q_yes - q_no)/b
+        x = (q_yes - q_no) / b
+        if x > _FAR:
+            return 1 - _EDGE
+        if x < -_FAR:
+            return _EDGE
+        if x >= 0:
+            price = 1 / (1 + (-x).exp())
+        else:
+            tail = x.exp()
+            price = tail / (1 + tail)
+        return min(max(price, _EDGE), 1 - _EDGE)
+
+
+def no_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
+    """The instantaneous price of one NO share: ``1 - yes_price``, so the two sum to 1."""
+    with localcontext(_PRECISION):
+        return 1 - yes_price(q_yes, q_no, b)
 
 
 def buy_cost(
     q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, shares: Decimal
 ) -> Decimal:
-    """What buying ``shares`` of ``outcome`` costs, rounded up to 8 places."""
-    if outcome is Outcome.YES:
-        raw = _cost(q_yes + shares, q_no, b) - _cost(q_yes, q_no, b)
-    else:
-        raw = _cost(q_yes, q_no + shares, b) - _cost(q_yes, q_no, b)
-    return charge(raw)
+    """What buying ``shares`` (> 0) of ``outcome`` costs, rounded up to 8 places."""
+    if not shares > 0:
+        raise ValueError("a purchase needs a positive number of shares")
+    raw, error = _trade(q_yes, q_no, b, outcome, shares)
+    with localcontext(_PRECISION):
+        highest = raw + error
+    # The exact cost lies strictly between 0 and ``shares`` (every price is in (0, 1)),
+    # so its rounding up is at least one unit and at most ``shares`` rounded up.
+    return min(max(charge(highest), QUANTUM), charge(shares))
 
 
 def sell_proceeds(
     q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, shares: Decimal
 ) -> Decimal:
-    """What selling ``shares`` of ``outcome`` pays, rounded down to 8 places."""
-    if outcome is Outcome.YES:
-        raw = _cost(q_yes, q_no, b) - _cost(q_yes - shares, q_no, b)
-    else:
-        raw = _cost(q_yes, q_no, b) - _cost(q_yes, q_no - shares, b)
-    return payout(raw)
+    """What selling ``shares`` (> 0) of ``outcome`` pays, rounded down to 8 places."""
+    if not shares > 0:
+        raise ValueError("a sale needs a positive number of shares")
+    raw, error = _trade(q_yes, q_no, b, outcome, -shares)
+    with localcontext(_PRECISION):
+        lowest = -raw - error
+    return max(payout(lowest), _ZERO)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from domain.errors import InvalidInput
@@ -16,29 +17,50 @@ PASSWORD_MAX = 1024
 EMAIL_MAX = 254
 LIQUIDITY_MIN = Decimal(1)
 LIQUIDITY_MAX = Decimal(1_000_000)
+# Control characters (NUL above all, which PostgreSQL cannot store in text)
+# and lone surrogates (which cannot be encoded as UTF-8) are refused in text
+# input; a description may still hold line breaks and tabs.
+_UNPRINTABLE = frozenset({"Cc", "Cs"})
+_LAYOUT = frozenset("\n\r\t")
+
+
+def _has_unprintable(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    return any(unicodedata.category(char) in _UNPRINTABLE and char not in allowed for char in value)
 
 
 def market_name(value: str) -> str:
     name = value.strip()
     if not 1 <= len(name) <= NAME_MAX:
         raise InvalidInput("name", f"The name must be 1 to {NAME_MAX} characters long.")
+    if _has_unprintable(name):
+        raise InvalidInput("name", "The name must not contain control characters.")
     return name
 
 
 def market_description(value: str | None) -> str | None:
-    if value is not None and len(value) > DESCRIPTION_MAX:
+    if value is None:
+        return None
+    if len(value) > DESCRIPTION_MAX:
         raise InvalidInput(
             "description", f"The description must be at most {DESCRIPTION_MAX} characters long."
         )
+    if _has_unprintable(value, _LAYOUT):
+        raise InvalidInput("description", "The description must not contain control characters.")
     return value
 
 
 def end_date(value: datetime, now: datetime) -> datetime:
-    if value.tzinfo is None:
+    """The end date in UTC; it must carry a time zone and lie in the future."""
+    if value.utcoffset() is None:
         raise InvalidInput("endDate", "The end date must carry a time zone.")
-    if value <= now:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:00-05:00 is a valid input but lies past the last UTC datetime.
+        raise InvalidInput("endDate", "The end date is out of range.") from None
+    if utc <= now:
         raise InvalidInput("endDate", "The end date must be in the future.")
-    return value
+    return utc
 
 
 def liquidity(value: Decimal) -> Decimal:
@@ -62,6 +84,7 @@ def email(value: str) -> str:
         or domain.endswith(".")
         or "@" in domain
         or any(c.isspace() for c in address)
+        or _has_unprintable(address)
         or len(address) > EMAIL_MAX
     ):
         raise InvalidInput("email", "The email address is not valid.")
@@ -74,6 +97,8 @@ def display_name(value: str) -> str:
         raise InvalidInput(
             "displayName", f"The display name must be 1 to {DISPLAY_NAME_MAX} characters long."
         )
+    if _has_unprintable(name):
+        raise InvalidInput("displayName", "The display name must not contain control characters.")
     return name
 
 

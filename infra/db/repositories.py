@@ -18,10 +18,18 @@ from infra.db.models import ledger_entries, markets, trades, users
 from infra.db.rows import MARKET_COLUMNS, USER_COLUMNS, to_market, to_user
 
 
-def _violates(error: IntegrityError, column: str) -> bool:
-    # PostgreSQL names the constraint (uq_users_email); SQLite names the column (users.email).
-    text = str(error.orig)
-    return f"_{column}" in text or f".{column}" in text
+def _violates_unique(error: IntegrityError, table: sa.Table, column: str) -> bool:
+    """True when ``error`` is the unique constraint on ``table.column`` and nothing else.
+
+    asyncpg reports the constraint by name (``uq_users_email``, from the naming
+    convention); SQLite only says which column, in a fixed message. Matching
+    exactly keeps another violation (a check, a foreign key) from being
+    reported to the client as a taken name or email.
+    """
+    name = getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
+    if name is not None:
+        return bool(name == f"uq_{table.name}_{column}")
+    return str(error.orig) == f"UNIQUE constraint failed: {table.name}.{column}"
 
 
 class SqlUserRepository:
@@ -44,7 +52,7 @@ class SqlUserRepository:
         try:
             row = (await self._conn.execute(stmt)).one()
         except IntegrityError as error:
-            if _violates(error, "email"):
+            if _violates_unique(error, users, "email"):
                 raise Conflict("email", "An account with this email already exists.") from None
             raise
         return to_user(row)
@@ -114,7 +122,7 @@ class SqlMarketRepository:
         try:
             return (await self._conn.execute(stmt)).one()
         except IntegrityError as error:
-            if _violates(error, "name"):
+            if _violates_unique(error, markets, "name"):
                 raise Conflict("name", "A market with this name already exists.") from None
             raise
 

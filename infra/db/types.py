@@ -12,6 +12,9 @@ from sqlalchemy.engine import Dialect
 from domain.money import SCALE, is_exact
 
 _UNITS = Decimal(10) ** SCALE
+# The range of a 64-bit integer column, in units of 1e-8: about ±92 billion.
+_MIN_UNITS = -(2**63)
+_MAX_UNITS = 2**63 - 1
 
 
 class Money(sa.types.TypeDecorator[Decimal]):
@@ -29,7 +32,12 @@ class Money(sa.types.TypeDecorator[Decimal]):
             return None
         if not is_exact(value):
             raise ValueError(f"amount {value} has more than {SCALE} decimal places")
-        return int(value * _UNITS)
+        # scaleb moves the exponent without rounding, where value * 10**8 would
+        # round to the ambient context's 28 digits.
+        units = int(value.scaleb(SCALE))
+        if not _MIN_UNITS <= units <= _MAX_UNITS:
+            raise ValueError(f"amount {value} is outside the storable range")
+        return units
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -24,7 +24,13 @@ class SqlUnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
-        self._tx = await self._conn.begin()
+        try:
+            self._tx = await self._conn.begin()
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails (SQLite's BEGIN IMMEDIATE
+            # can time out on a busy database): give the connection back here.
+            await self._conn.close()
+            raise
         self.users = SqlUserRepository(self._conn)
         self.markets = SqlMarketRepository(self._conn)
         self.ledger = SqlLedgerRepository(self._conn)
