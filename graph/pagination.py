@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -18,16 +18,48 @@ from uuid import UUID
 import orjson
 import strawberry
 
+from domain.money import SCALE, is_exact
 from domain.reads import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Key, Page, PageRequest
 from graph.errors import bad_input
 
 NodeT = TypeVar("NodeT")
 
-# How each kind of sort value is written into a cursor and read back.
-VALUE_KINDS: dict[str, Callable[[str], Any]] = {
-    "decimal": Decimal,
-    "datetime": datetime.fromisoformat,
-    "text": str,
+# The largest amount a money column holds: a signed 64-bit count of 1e-8 units.
+_MONEY_LIMIT = Decimal(2**63 - 1).scaleb(-SCALE)
+
+
+def _decimal(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise TypeError("a decimal sort value is written as a string")
+    amount = Decimal(value)
+    if not is_exact(amount) or abs(amount) > _MONEY_LIMIT:
+        raise ValueError("not an amount any row can hold")
+    return amount
+
+
+def _datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("a datetime sort value is written as a string")
+    moment = datetime.fromisoformat(value)
+    if moment.utcoffset() is None:
+        raise ValueError("cursors carry UTC times")
+    return moment.astimezone(UTC)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a text any row can hold")
+    return value
+
+
+# How each kind of sort value is read back from a cursor. A cursor comes from
+# the client, so a forged one must fail here, as BAD_USER_INPUT, and never
+# reach the database as a value it cannot bind (a naive or out-of-range time,
+# NaN, an amount wider than the column, a NUL in text).
+VALUE_KINDS: dict[str, Callable[[Any], Any]] = {
+    "decimal": _decimal,
+    "datetime": _datetime,
+    "text": _text,
 }
 
 
@@ -43,8 +75,17 @@ def decode_cursor(cursor: str, sort: str, kind: str, argument: str) -> Key:
         made_for, value, ident = orjson.loads(raw)
         if made_for != sort:
             raise ValueError("cursor of another sort order")
+        if not isinstance(ident, str):
+            raise TypeError("the id is written as hex")
         return VALUE_KINDS[kind](value), UUID(hex=ident)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, InvalidOperation):
+    except (
+        binascii.Error,
+        orjson.JSONDecodeError,
+        ValueError,
+        TypeError,
+        InvalidOperation,
+        OverflowError,
+    ):
         raise bad_input(f"'{argument}' is not a valid cursor for this list.", argument) from None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -45,19 +45,35 @@ class MarketFilter:
     )
 
     def to_criteria(self) -> MarketCriteria:
-        if self.name_contains is not None and len(self.name_contains) > NAME_CONTAINS_MAX:
-            raise bad_input(
-                f"'nameContains' may be at most {NAME_CONTAINS_MAX} characters.", "filter"
-            )
+        if self.name_contains is not None:
+            if len(self.name_contains) > NAME_CONTAINS_MAX:
+                raise bad_input(
+                    f"'nameContains' may be at most {NAME_CONTAINS_MAX} characters.", "filter"
+                )
+            if "\x00" in self.name_contains:
+                # PostgreSQL cannot hold NUL in text; no name contains one.
+                raise bad_input("'nameContains' must not contain NUL characters.", "filter")
         return MarketCriteria(
             status=None if self.status is None else DomainStatus[self.status.name],
             creator_id=None
             if self.creator_id is None
             else expect_id(self.creator_id, "User", "filter.creatorId"),
-            ends_after=self.ends_after,
-            ends_before=self.ends_before,
+            ends_after=_utc(self.ends_after, "endsAfter"),
+            ends_before=_utc(self.ends_before, "endsBefore"),
             name_contains=self.name_contains or None,
         )
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """A filter time in UTC; a time without an offset names no single instant."""
+    if moment is None:
+        return None
+    if moment.utcoffset() is None:
+        raise bad_input(f"'{name}' must carry a time zone offset.", "filter")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise bad_input(f"'{name}' is out of range.", "filter") from None
 
 
 @strawberry.input(description="How to sort markets.")

@@ -1,0 +1,222 @@
+"""SQL statements per operation: the guard against N+1 reads.
+
+The counter sees every statement the server's engine sends. Each loader batch
+is one statement, so a nested list costs a fixed number of statements however
+many parents it has.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from domain.entities import MarketStatus, Outcome
+from infra.db.engine import create_engine
+from infra.settings import Settings
+from tests.api.readside import Seed, SeedMarket, SeedUser, now
+from tests.support import Account, GraphQLClient, LiveServer, MakeAccount
+
+pytestmark = pytest.mark.embedded
+
+MARKETS = 130
+HOLDERS_PER_MARKET = (10, 14)
+
+Q1 = """
+query Q1($first: Int!, $token: String!) {
+  markets(first: $first, filter: {status: ACTIVE, nameContains: $token},
+          orderBy: {field: VOLUME, direction: DESC}) {
+    %s
+    nodes { id name volume endDate yesPrice }
+  }
+}
+"""
+Q2 = """
+query Q2($first: Int!, $token: String!) {
+  markets(first: $first, filter: {status: ACTIVE, nameContains: $token},
+          orderBy: {field: VOLUME, direction: DESC}) {
+    %s
+    nodes {
+      id name volume endDate yesPrice
+      creator { displayName %s }
+      positions(first: 10) { %s nodes { shares user { displayName %s } } }
+    }
+  }
+}
+"""
+Q3 = "query Q3($id: ID!) { market(id: $id) { id name yesPrice creator { displayName %s } } }"
+
+
+@dataclass
+class Crowd:
+    token: str
+    users: dict[UUID, SeedUser]
+    markets: list[SeedMarket]  # ACTIVE ones, most volume first
+    holders: dict[str, list[str]]  # market global id -> display names of its first 10 holders
+    counts: dict[str, int]  # market global id -> number of positions
+
+
+@pytest.fixture(scope="module")
+async def crowd(server: LiveServer, settings: Settings) -> Crowd:
+    rng = random.Random(99)
+    token = f"crowd{uuid.uuid4().hex[:10]}"
+    seed = Seed()
+    people = [seed.user(f"Crowd {i}") for i in range(40)]
+    base = now() - timedelta(days=1)
+    made: list[SeedMarket] = []
+    for i in range(MARKETS):
+        creator = people[i % 15]
+        status = MarketStatus.CLOSED if i % 11 == 0 else MarketStatus.ACTIVE
+        market = seed.market(creator.id, f"{token} market {i}", status=status, created_at=base)
+        chosen = rng.sample(people, rng.randint(*HOLDERS_PER_MARKET))
+        for j, holder in enumerate(chosen):
+            outcome = Outcome.YES if rng.random() < 0.5 else Outcome.NO
+            shares = Decimal(rng.randint(1, 4))
+            seed.buy(holder.id, market, outcome, shares, base + timedelta(seconds=i * 20 + j))
+        made.append(market)
+    engine = create_engine(settings)
+    await seed.save(engine)
+    await engine.dispose()
+    by_id = {p.id: p for p in people}
+    active = sorted(
+        (m for m in made if m.status is MarketStatus.ACTIVE),
+        key=lambda m: (m.volume, m.id),
+        reverse=True,
+    )
+    holders: dict[str, list[str]] = {}
+    for market in active:
+        mine = sorted(
+            (p for p in seed.positions if p.market_id == market.id),
+            key=lambda p: (p.created_at, p.id),
+        )
+        holders[market.gid] = [by_id[p.user_id].display_name for p in mine[:10]]
+    counts = {m.gid: sum(p.market_id == m.id for p in seed.positions) for m in active}
+    return Crowd(token, by_id, active, holders, counts)
+
+
+async def counted(
+    gql: GraphQLClient,
+    server: LiveServer,
+    query: str,
+    variables: dict[str, Any],
+    token: str | None = None,
+) -> tuple[dict[str, Any], int]:
+    server.sql.reset()
+    data = await gql.data(query, variables, token=token)
+    return data, server.sql.count
+
+
+def q2(total: str = "", nested_total: str = "", private: str = "") -> str:
+    return Q2 % (total, private, nested_total, private)
+
+
+def check_q2(crowd: Crowd, data: dict[str, Any], first: int) -> None:
+    nodes = data["markets"]["nodes"]
+    assert [n["id"] for n in nodes] == [m.gid for m in crowd.markets[:first]]
+    names = {m.gid: crowd.users[m.creator_id].display_name for m in crowd.markets}
+    for node in nodes:
+        assert node["creator"]["displayName"] == names[node["id"]]
+        holders = [p["user"]["displayName"] for p in node["positions"]["nodes"]]
+        assert holders == crowd.holders[node["id"]]
+        assert len(holders) == 10
+
+
+async def test_q2_costs_the_same_for_twenty_and_a_hundred_markets(
+    gql: GraphQLClient, server: LiveServer, crowd: Crowd
+) -> None:
+    assert len(crowd.markets) >= 100
+    small, small_count = await counted(gql, server, q2(), {"first": 20, "token": crowd.token})
+    check_q2(crowd, small, 20)
+    large, large_count = await counted(gql, server, q2(), {"first": 100, "token": crowd.token})
+    check_q2(crowd, large, 100)
+    # Markets page, their creators, every market's first positions, those positions' users.
+    assert small_count == 4, server.sql.statements
+    assert large_count == small_count
+    windowed = [s for s in server.sql.statements if "row_number" in s.lower()]
+    assert len(windowed) == 1, "the positions of all hundred markets come in one statement"
+
+
+async def test_q1_is_one_statement(gql: GraphQLClient, server: LiveServer, crowd: Crowd) -> None:
+    data, count = await counted(gql, server, Q1 % "", {"first": 20, "token": crowd.token})
+    assert [n["id"] for n in data["markets"]["nodes"]] == [m.gid for m in crowd.markets[:20]]
+    assert count == 1
+
+
+async def test_q3_is_two_statements(gql: GraphQLClient, server: LiveServer, crowd: Crowd) -> None:
+    market = crowd.markets[0]
+    data, count = await counted(gql, server, Q3 % "", {"id": market.gid})
+    assert data["market"]["creator"]["displayName"] == crowd.users[market.creator_id].display_name
+    assert count == 2
+
+
+async def test_total_counts_cost_one_statement_each(
+    gql: GraphQLClient, server: LiveServer, crowd: Crowd
+) -> None:
+    variables = {"first": 20, "token": crowd.token}
+    data, count = await counted(gql, server, Q1 % "totalCount", variables)
+    assert data["markets"]["totalCount"] == len(crowd.markets)
+    assert count == 2
+    data, count = await counted(gql, server, q2(nested_total="totalCount"), variables)
+    assert count == 5
+    data, count = await counted(
+        gql, server, q2(total="totalCount", nested_total="totalCount"), variables
+    )
+    assert count == 6
+    assert data["markets"]["totalCount"] == len(crowd.markets)
+    for node in data["markets"]["nodes"]:
+        assert node["positions"]["totalCount"] == crowd.counts[node["id"]]
+    data, count = await counted(
+        gql, server, q2(nested_total="totalCount"), {**variables, "first": 100}
+    )
+    assert count == 5
+
+
+@pytest.fixture
+async def viewer(make_account: MakeAccount) -> Account:
+    return await make_account("Counted Viewer")
+
+
+async def test_the_viewer_costs_one_lookup_per_request_at_most(
+    gql: GraphQLClient, server: LiveServer, crowd: Crowd, viewer: Account
+) -> None:
+    """Private fields on every user of Q2 need the viewer: once per request, not per user."""
+    private = "email balance"
+    anonymous, anonymous_count = await counted(
+        gql, server, q2(private=private), {"first": 20, "token": crowd.token}
+    )
+    assert anonymous_count == 4
+    signed, signed_count = await counted(
+        gql, server, q2(private=private), {"first": 20, "token": crowd.token}, viewer.token
+    )
+    wide, wide_count = await counted(
+        gql, server, q2(private=private), {"first": 100, "token": crowd.token}, viewer.token
+    )
+    assert signed_count == wide_count, server.sql.statements
+    assert signed_count <= anonymous_count + 1, server.sql.statements
+    for data in (anonymous, signed, wide):
+        for node in data["markets"]["nodes"]:
+            assert node["creator"]["email"] is None
+            assert {p["user"]["balance"] for p in node["positions"]["nodes"]} == {None}
+    creator = crowd.users[crowd.markets[0].creator_id].gid
+    data, count = await counted(
+        gql,
+        server,
+        "query ($id: ID!) { viewer { id email } user(id: $id) { displayName email } }",
+        {"id": creator},
+        token=viewer.token,
+    )
+    assert data["viewer"] == {"id": viewer.id, "email": viewer.email}
+    assert data["user"]["email"] is None
+    # The viewer's own row comes with the lookup: `viewer` reads it from there.
+    assert count <= 2, server.sql.statements
+    data, count = await counted(
+        gql, server, Q3 % private, {"id": crowd.markets[0].gid}, token=viewer.token
+    )
+    assert data["market"]["creator"]["email"] is None
+    assert count <= 3, server.sql.statements
