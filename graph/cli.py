@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from infra.settings import ConfigError, Settings
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"marketgraph: {message}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -24,7 +25,11 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
     from infra.passwords import Argon2Hasher
     from infra.seed import DEMO, DEMO_PASSWORD, is_empty, seed
 
-    engine = create_engine(settings)
+    try:
+        # Making the engine creates the SQLite file's directory, which can fail too.
+        engine = create_engine(settings)
+    except OSError as error:
+        _fail(f"DATABASE_URL: cannot create the database file ({error.strerror or error})")
     try:
         if migrate:
             await upgrade(engine)

@@ -14,19 +14,32 @@ from graph.errors import ErrorCode
 log = structlog.get_logger("marketgraph.graphql")
 
 
-def _is_expected(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is None or isinstance(original, GraphQLError)
+def _code(error: GraphQLError) -> Any:
+    return (error.extensions or {}).get("code")
 
 
 class ErrorCodes(SchemaExtension):
     """Give every error a code, and mask the unexpected ones.
 
-    An exception that is not one of our ``GraphQLError``s is a bug or an
-    outage: the client gets ``INTERNAL_SERVER_ERROR`` with the request id and
-    no exception text; the log gets the stack trace under the same id.
-    Errors without a code come from graphql-core's validation.
+    An error raised while resolving a field (it has a path) is expected only
+    when it carries a code: ours (``ApiError``, permission classes) always do.
+    Anything else there, an exception or graphql-core complaining about what a
+    resolver returned, is a bug or an outage: the client gets
+    ``INTERNAL_SERVER_ERROR`` with the request id and no exception text; the
+    log gets the stack trace under the same id.
+
+    Errors without a path are about the request itself: the document failed
+    validation (``GRAPHQL_VALIDATION_FAILED``) or the variables do not fit
+    their types (``BAD_USER_INPUT``).
     """
+
+    def __init__(self, *, execution_context: Any = None) -> None:
+        super().__init__(execution_context=execution_context)
+        self._validation_errors: list[GraphQLError] = []
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self._validation_errors = list(self.execution_context.pre_execution_errors or [])
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -36,31 +49,38 @@ class ErrorCodes(SchemaExtension):
         result.errors = [self._process(error) for error in result.errors]
 
     def _process(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if error.path is None and (original is None or isinstance(original, GraphQLError)):
+            if not _code(error):
+                validation = any(error is seen for seen in self._validation_errors)
+                code = (
+                    ErrorCode.GRAPHQL_VALIDATION_FAILED if validation else ErrorCode.BAD_USER_INPUT
+                )
+                error.extensions = {**(error.extensions or {}), "code": code.value}
+            return error
+        if error.path is not None and _code(error):
+            return error
+        return self._mask(error)
+
+    def _mask(self, error: GraphQLError) -> GraphQLError:
         context: Any = self.execution_context.context
         request_id = getattr(context, "request_id", None)
-        if not _is_expected(error):
-            original = error.original_error
-            assert original is not None
-            log.error(
-                "graphql.internal_error",
-                request_id=request_id,
-                path=error.path,
-                exc_info=(type(original), original, original.__traceback__),
-            )
-            if context is not None:
-                context.internal_errors += 1
-            return GraphQLError(
-                "Internal server error. Quote the request id when reporting it.",
-                nodes=error.nodes,
-                path=error.path,
-                extensions={
-                    "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
-                    "requestId": request_id,
-                },
-            )
-        if not (error.extensions or {}).get("code"):
-            error.extensions = {
-                **(error.extensions or {}),
-                "code": ErrorCode.GRAPHQL_VALIDATION_FAILED.value,
-            }
-        return error
+        original = error.original_error
+        log.error(
+            "graphql.internal_error",
+            request_id=request_id,
+            path=error.path,
+            error=error.message,
+            exc_info=(type(original), original, original.__traceback__) if original else None,
+        )
+        if context is not None:
+            context.internal_errors += 1
+        return GraphQLError(
+            "Internal server error. Quote the request id when reporting it.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={
+                "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
+                "requestId": request_id,
+            },
+        )

@@ -3,14 +3,20 @@
 Written out rather than taken from Strawberry's view so that every status
 code, media type and malformed-request answer is ours to decide:
 
-* POST with ``application/json`` always; GET for queries only (405 otherwise).
+* POST with ``application/json`` always; GET for queries only (a mutation over
+  GET is 405 with ``Allow: POST``); any other method is 405 with ``Allow: GET, POST``.
 * ``application/graphql-response+json`` when the client accepts it: 400 for a
-  malformed request or an unparseable document, 422 when the document fails
-  validation, 200 once execution has started. Plain ``application/json``
-  answers 200 for any well-formed HTTP request (unparseable documents
-  included), as the spec asks for legacy clients, and 400 for a malformed one.
+  malformed request, an unparseable document or variables that do not fit
+  their types, 422 when the document fails validation, 200 once execution has
+  started. Plain ``application/json`` answers 200 for a well-formed request
+  (unparseable or invalid documents included), as the spec asks for legacy
+  clients, and 400 for a malformed one.
+* With either media type, a request whose operation cannot be chosen (an
+  ``operationName`` the document lacks, several operations and no name, a
+  subscription) is 400: no legacy client expects a 200 there.
 * 413 over the body limit, 415 for another content type, 406 when the client
   accepts neither JSON media type, 401 for a bad bearer token.
+* Every error carries ``extensions.code``; request errors have no ``data``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from typing import Any
 
 import orjson
 import structlog
-from graphql import DocumentNode, GraphQLError, OperationType, get_operation_ast, parse
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
@@ -41,6 +54,8 @@ log = structlog.get_logger("marketgraph.http")
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 MAX_DOCUMENT_CACHE = 1024
+# Routed here rather than left to Starlette so that a 405 carries an error code too.
+ROUTED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Which operations may run is decided before execution (GET: queries only).
 ALLOWED_OPERATIONS = (StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION)
 
@@ -54,12 +69,21 @@ class RequestFailed(Exception):
         code: ErrorCode,
         message: str,
         headers: Mapping[str, str] | None = None,
+        locations: list[dict[str, int]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.locations = locations
+
+    def body(self) -> bytes:
+        error: dict[str, Any] = {"message": self.message}
+        if self.locations:
+            error["locations"] = self.locations
+        error["extensions"] = {"code": self.code.value}
+        return orjson.dumps({"errors": [error]})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +125,13 @@ def _loads(raw: str | bytes, what: str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        reason = "nested too deeply" if "recursion" in str(error) else "not valid JSON"
+        detail = str(error)
+        if "depth limit" in detail or "recursion" in detail.lower():
+            reason = "nested too deeply"
+        elif "UTF-8" in detail:
+            reason = "not valid UTF-8"
+        else:
+            reason = f"not valid JSON ({detail})"
         raise RequestFailed(400, ErrorCode.BAD_REQUEST, f"The {what} is {reason}.") from None
 
 
@@ -121,6 +151,16 @@ def _graphql_request(payload: Any) -> GraphQLRequest:
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestFailed(400, ErrorCode.BAD_REQUEST, "'extensions' must be a JSON object.")
     return GraphQLRequest(query, variables, operation_name or None)
+
+
+def _request_error(result: ExecutionResult) -> bool:
+    """Execution never started: the variables did not fit their types.
+
+    graphql-core reports that as ``data: null`` with errors that have no path;
+    a field error that nulls the whole result always has one.
+    """
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
 class GraphQLEndpoint:
@@ -146,6 +186,10 @@ class GraphQLEndpoint:
         operation: dict[str, Any] = {"name": None, "type": None}
         context: Context | None = None
         try:
+            if request.method not in ("GET", "POST"):
+                raise RequestFailed(
+                    405, ErrorCode.BAD_REQUEST, "Use GET or POST.", {"Allow": "GET, POST"}
+                )
             if request.method == "GET" and self._wants_graphiql(request):
                 return HTMLResponse(self._graphiql_html)
             if media is None:
@@ -154,8 +198,10 @@ class GraphQLEndpoint:
                 )
             gql = await self._read(request)
             document = self._document(gql)
-            op_type = self._operation_type(document, gql, request.method)
-            operation.update(name=gql.operation_name, type=op_type.value)
+            chosen = self._operation(document, gql, request.method)
+            operation.update(
+                name=chosen.name.value if chosen.name else None, type=chosen.operation.value
+            )
             context = Context(
                 request_id=request_id,
                 services=self._services,
@@ -182,15 +228,8 @@ class GraphQLEndpoint:
             if failure.code is ErrorCode.GRAPHQL_PARSE_FAILED and media == JSON:
                 # Legacy application/json clients get 200 for any well-formed HTTP request.
                 failure.status = 200
-            body = orjson.dumps(
-                {
-                    "errors": [
-                        {"message": failure.message, "extensions": {"code": failure.code.value}}
-                    ]
-                }
-            )
             response = Response(
-                body,
+                failure.body(),
                 status_code=failure.status,
                 media_type=media or JSON,
                 headers=failure.headers,
@@ -266,12 +305,15 @@ class GraphQLEndpoint:
         try:
             return _parse(gql.query)
         except GraphQLError as error:
+            locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
             raise RequestFailed(
-                400, ErrorCode.GRAPHQL_PARSE_FAILED, f"Syntax error: {error.message}"
+                400, ErrorCode.GRAPHQL_PARSE_FAILED, error.message, locations=locations
             ) from None
 
     @staticmethod
-    def _operation_type(document: DocumentNode, gql: GraphQLRequest, method: str) -> OperationType:
+    def _operation(
+        document: DocumentNode, gql: GraphQLRequest, method: str
+    ) -> OperationDefinitionNode:
         operation = get_operation_ast(document, gql.operation_name)
         if operation is None:
             message = (
@@ -288,7 +330,7 @@ class GraphQLEndpoint:
             raise RequestFailed(
                 405, ErrorCode.BAD_REQUEST, "Send mutations with POST.", {"Allow": "POST"}
             )
-        return operation.operation
+        return operation
 
     def _claims(self, request: Request) -> AccessClaims | None:
         header = request.headers.get("authorization")
@@ -314,16 +356,18 @@ class GraphQLEndpoint:
 
     @staticmethod
     def _status(result: ExecutionResult, media: str) -> int:
-        if media == GRAPHQL_RESPONSE and isinstance(result, PreExecutionError):
+        if media != GRAPHQL_RESPONSE:
+            return 200
+        if isinstance(result, PreExecutionError):
             return 422
-        return 200
+        return 400 if _request_error(result) else 200
 
     @staticmethod
     def _body(result: ExecutionResult) -> bytes:
         payload: dict[str, Any] = {}
         if result.errors:
             payload["errors"] = [error.formatted for error in result.errors]
-        if not isinstance(result, PreExecutionError):
+        if not isinstance(result, PreExecutionError) and not _request_error(result):
             payload["data"] = result.data
         if result.extensions:
             payload["extensions"] = result.extensions
