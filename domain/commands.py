@@ -30,6 +30,13 @@ class SignUp:
 class SignIn:
     email: str
     password: str
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    current_password: str
+    new_password: str
 
 
 @dataclass(frozen=True, slots=True)

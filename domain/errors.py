@@ -62,3 +62,22 @@ class InvalidCredentials(DomainError):
 
     def __init__(self) -> None:
         super().__init__("The email or password is incorrect.")
+
+
+class RateLimited(DomainError):
+    """Too many attempts; ``retry_after`` seconds until the next one may succeed."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many attempts; retry in {retry_after} seconds.")
+        self.retry_after = retry_after
+
+
+class SessionInvalid(DomainError):
+    """The refresh token is unknown, spent, expired or its session has ended."""
+
+    code = "UNAUTHENTICATED"
+
+    def __init__(self) -> None:
+        super().__init__("The session has ended; sign in again.")

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from domain.entities import LedgerKind, Market, User, UserCredentials
+from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
 
 Clock = Callable[[], datetime]
 
@@ -31,6 +31,26 @@ class AccessToken:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """A stored refresh token, with what rotation needs to know of its session."""
+
+    id: UUID
+    session_id: UUID
+    user_id: UUID
+    expires_at: datetime
+    used_at: datetime | None
+    session_revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A place taken in an attempt window, or (no id) the seconds until one frees up."""
+
+    id: str
+    retry_after: int | None
+
+
 class UserRepository(Protocol):
     async def add(self, user: NewUser) -> User:
         """Insert a user; raises ``Conflict`` when the email is taken."""
@@ -40,6 +60,18 @@ class UserRepository(Protocol):
     async def credentials_by_email(self, email: str) -> UserCredentials | None: ...
 
     async def set_password_hash(self, user_id: UUID, password_hash: str) -> None: ...
+
+    async def credentials(self, user_id: UUID) -> UserCredentials | None: ...
+
+    async def bump_token_version(self, user_id: UUID) -> None:
+        """Invalidate every access token issued to the user so far."""
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None: ...
+
+    async def set_disabled(self, user_id: UUID, disabled: bool) -> User | None: ...
+
+    async def credit(self, user_id: UUID, amount: Decimal) -> None:
+        """Add to the balance in one atomic update."""
 
 
 class MarketRepository(Protocol):
@@ -56,9 +88,43 @@ class MarketRepository(Protocol):
 
     async def delete(self, market_id: UUID) -> None: ...
 
+    async def set_status(self, market_id: UUID, status: MarketStatus, now: datetime) -> Market: ...
+
+    async def cost_basis_by_holder(self, market_id: UUID) -> list[tuple[UUID, Decimal]]:
+        """What each holder paid for their positions in the market, in total."""
+
 
 class LedgerRepository(Protocol):
-    async def add(self, user_id: UUID, amount: Decimal, kind: LedgerKind, at: datetime) -> None: ...
+    async def add(
+        self,
+        user_id: UUID,
+        amount: Decimal,
+        kind: LedgerKind,
+        at: datetime,
+        market_id: UUID | None = None,
+    ) -> None: ...
+
+
+class SessionRepository(Protocol):
+    async def start(self, session_id: UUID, user_id: UUID, now: datetime) -> None: ...
+
+    async def add_token(
+        self,
+        token_id: UUID,
+        session_id: UUID,
+        token_hash: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+    async def token_for_update(self, token_hash: str) -> RefreshRecord | None:
+        """Find and lock a refresh token by its hash."""
+
+    async def mark_used(self, token_id: UUID, now: datetime) -> None: ...
+
+    async def revoke(self, session_id: UUID, now: datetime) -> None: ...
+
+    async def revoke_all(self, user_id: UUID, now: datetime, keep: UUID | None = None) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -72,6 +138,9 @@ class UnitOfWork(Protocol):
 
     @property
     def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -97,4 +166,12 @@ class PasswordHasher(Protocol):
 
 
 class TokenIssuer(Protocol):
-    def issue_access(self, user: User) -> AccessToken: ...
+    def issue_access(self, user: User, session_id: UUID) -> AccessToken: ...
+
+
+class Throttle(Protocol):
+    async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
+        """Take a place in the window of ``key``, unless ``limit`` places are taken."""
+
+    async def release(self, key: str, slot_id: str) -> None:
+        """Give a place back (the attempt succeeded, so it does not count)."""

@@ -98,3 +98,12 @@ def sell_proceeds(
     with localcontext(_PRECISION):
         lowest = -raw - error
     return max(payout(lowest), _ZERO)
+
+
+_LOWEST = QUANTUM
+_HIGHEST = 1 - QUANTUM
+
+
+def display_price(price: Decimal) -> Decimal:
+    """A price at 8 places that still lies strictly in (0, 1), however lopsided the market."""
+    return min(max(price.quantize(QUANTUM), _LOWEST), _HIGHEST)

@@ -102,9 +102,9 @@ def display_name(value: str) -> str:
     return name
 
 
-def password(value: str) -> str:
+def password(value: str, field: str = "password") -> str:
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise InvalidInput(
-            "password", f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long."
+            field, f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long."
         )
     return value

@@ -7,7 +7,8 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -19,12 +20,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.services.admin import AdminService
 from domain.services.markets import MarketService
+from domain.services.sessions import SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.context import Services
-from graph.http import GraphQLEndpoint
+from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
 from infra.db.engine import create_engine, read_engine
+from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
 from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
@@ -32,12 +36,13 @@ from infra.logging import configure_logging
 from infra.passwords import Argon2Hasher
 from infra.redis import create_redis
 from infra.settings import Settings
+from infra.throttle import MemoryThrottle, RedisThrottle
 from infra.tokens import JwtTokens
 
 log = structlog.get_logger("marketgraph.app")
 
 READY_TIMEOUT = 1.0
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def utcnow() -> datetime:
@@ -55,7 +60,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -81,16 +86,32 @@ def create_app(settings: Settings) -> Starlette:
         ttl_seconds=settings.access_token_ttl_seconds,
         clock=utcnow,
     )
+    hasher = Argon2Hasher()
+    throttle = RedisThrottle(redis, settings.redis_key_prefix) if redis else MemoryThrottle()
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
-            hasher=Argon2Hasher(),
-            tokens=tokens,
+            hasher=hasher,
             clock=utcnow,
             starting_balance=settings.starting_balance,
         ),
+        sessions=SessionService(
+            uow=lambda: SqlUnitOfWork(engine),
+            hasher=hasher,
+            tokens=tokens,
+            clock=utcnow,
+            throttle=throttle,
+            refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+            limits=SignInLimits(
+                per_account=settings.signin_account_limit,
+                per_client=settings.signin_client_limit,
+            ),
+        ),
         markets=MarketService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
+        admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         readers=Readers(read_engine(engine)),
+        identities=IdentityReader(read_engine(engine)),
+        positions_public=settings.positions_public,
     )
     schema = build_schema(
         introspection=settings.introspection, field_suggestions=not settings.production
@@ -110,7 +131,8 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             if redis is not None:
-                await redis.aclose()
+                # The pool was passed in, so aclose() alone would leave its connections open.
+                await redis.aclose(close_connection_pool=True)
             await engine.dispose()
 
     async def health(_request: Request) -> Response:
@@ -143,7 +165,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+            Route("/graphql", graphql.handle, methods=ROUTED_METHODS),
             Route("/health", health, methods=["GET"]),
             Route("/health/ready", ready, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -160,3 +182,14 @@ def create_app(settings: Settings) -> Starlette:
 def create_app_from_env() -> Starlette:
     """The factory ``marketgraph serve`` hands to uvicorn (each worker builds its own)."""
     return create_app(Settings.from_env())
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn must run the app: client addresses come from X-Forwarded-For only when
+    the connection is from one of ``TRUSTED_PROXIES`` (uvicorn's own default trusts
+    127.0.0.1, which would let anyone on the box spoof the per-client sign-in limit)."""
+    return {
+        "proxy_headers": True,
+        "forwarded_allow_ips": list(settings.trusted_proxies) or "",
+        "server_header": False,
+    }

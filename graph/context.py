@@ -6,11 +6,14 @@ import asyncio
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from domain.access import Actor
+from domain.policy import Actor
+from domain.services.admin import AdminService
 from domain.services.markets import MarketService
+from domain.services.sessions import SessionService
 from domain.services.users import UserService
 from graph.errors import unauthenticated
 from graph.loaders import Loaders
+from infra.db.identity import IdentityReader
 from infra.db.readers import Readers
 from infra.tokens import AccessClaims
 
@@ -20,8 +23,12 @@ class Services:
     """What the composition root built once for the process."""
 
     users: UserService
+    sessions: SessionService
     markets: MarketService
+    admin: AdminService
     readers: Readers
+    identities: IdentityReader
+    positions_public: bool = True
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Context:
     services: Services
     loaders: Loaders
     claims: AccessClaims | None
+    client_ip: str | None = None
     internal_errors: int = 0
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
 
@@ -37,8 +45,9 @@ class Context:
         """The signed-in user as the database has them now, or None when anonymous.
 
         A valid signature is not enough: the account must still exist and be
-        enabled, and the token must not predate a sign-out everywhere.
-        Raises UNAUTHENTICATED when the token no longer stands.
+        enabled, the session must not have ended, and the token must not
+        predate a sign-out everywhere. Raises UNAUTHENTICATED when the token
+        no longer stands. Loaded once per request, whoever asks first.
         """
         # One shared future: concurrent resolvers asking at once all wait for the same load.
         if self._actor is None:
@@ -46,12 +55,22 @@ class Context:
         return await self._actor
 
     async def _load_actor(self) -> Actor | None:
-        if self.claims is None:
+        claims = self.claims
+        if claims is None:
             return None
-        user = await self.loaders.user(self.claims.user_id)
-        if user is None or user.disabled or user.token_version != self.claims.token_version:
+        identity = await self.services.identities.identity(claims.user_id, claims.session_id)
+        if (
+            identity is None
+            or not identity.session_active
+            or identity.user.disabled
+            or identity.user.token_version != claims.token_version
+        ):
             raise unauthenticated("The access token is no longer valid; sign in again.")
-        return Actor(user_id=user.id, role=user.role)
+        # The viewer's row is loaded now; later `viewer`/`user` reads of it need no query.
+        self.loaders.user_by_id.prime(identity.user.id, identity.user)
+        return Actor(
+            user_id=identity.user.id, role=identity.user.role, session_id=claims.session_id
+        )
 
     async def require_actor(self) -> Actor:
         actor = await self.actor()

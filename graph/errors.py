@@ -37,6 +37,10 @@ class ErrorCode(Enum):
     UNAUTHENTICATED = strawberry.enum_value(
         "UNAUTHENTICATED", description="Sign-in is required, or the credentials are not valid."
     )
+    RATE_LIMITED = strawberry.enum_value(
+        "RATE_LIMITED",
+        description="Too many attempts; `extensions.retryAfter` says how many seconds to wait.",
+    )
     BAD_USER_INPUT = strawberry.enum_value(
         "BAD_USER_INPUT",
         description="An argument is out of range or malformed (a bad cursor or id).",
@@ -105,6 +109,13 @@ class InvalidCredentialsError(Error):
     pass
 
 
+@strawberry.type(
+    description="The refresh token is unknown, spent or expired, or its session ended."
+)
+class InvalidTokenError(Error):
+    pass
+
+
 def error_result(error: domain.DomainError) -> Error:
     """The typed result for a domain error."""
     code = ErrorCode(error.code)
@@ -118,6 +129,8 @@ def error_result(error: domain.DomainError) -> Error:
         return ForbiddenError(message=error.message, code=code)
     if isinstance(error, domain.InvalidState):
         return InvalidStateError(message=error.message, code=code)
+    if isinstance(error, domain.SessionInvalid):
+        return InvalidTokenError(message=error.message, code=code)
     if isinstance(error, domain.InvalidCredentials):
         return InvalidCredentialsError(message=error.message, code=code)
     raise TypeError(f"no error result for {type(error).__name__}")

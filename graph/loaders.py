@@ -38,6 +38,7 @@ class Loaders:
         self.positions_by_user = _loader(readers.positions_by_user)
         self.markets_by_creator = _loader(readers.markets_by_creator)
         self.position_count_by_market = _loader(readers.position_count_by_market)
+        self.position_count_by_market_holder = _loader(readers.position_count_by_market_holder)
         self.position_count_by_user = _loader(readers.position_count_by_user)
         self.market_count_by_creator = _loader(readers.market_count_by_creator)
 

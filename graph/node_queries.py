@@ -12,6 +12,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from domain.policy import may_read_positions
 from graph.context import Context
 from graph.errors import bad_input
 from graph.ids import from_global_id
@@ -32,7 +33,14 @@ async def _resolve(context: Context, type_name: str, ident: UUID) -> Node | None
         user = await loaders.user(ident)
         return None if user is None else UserType.from_entity(user)
     position = await loaders.position(ident)
-    return None if position is None else PositionType.from_entity(position)
+    if position is None:
+        return None
+    # Private positions are as invisible through `node` as through any other path.
+    if not context.services.positions_public and not may_read_positions(
+        await context.actor(), position.user_id, positions_public=False
+    ):
+        return None
+    return PositionType.from_entity(position)
 
 
 def _parse(value: str, argument: str) -> tuple[str, UUID]:

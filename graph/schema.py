@@ -11,11 +11,13 @@ from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtensi
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from graph.admin.mutations import AdminMutations
 from graph.errors import (
     ConflictError,
     ForbiddenError,
     InvalidCredentialsError,
     InvalidStateError,
+    InvalidTokenError,
     NotFoundError,
     ValidationError,
 )
@@ -25,6 +27,7 @@ from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
 from graph.node_queries import NodeQueries
 from graph.positions.types import PositionType
+from graph.sessions.mutations import SessionMutations
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 from graph.users.types import UserType
@@ -40,7 +43,7 @@ class Query(MarketQueries, UserQueries, NodeQueries):
 @strawberry.type(
     description="Changing things. Each mutation takes one `input` and returns a result union."
 )
-class Mutation(UserMutations, MarketMutations):
+class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations):
     pass
 
 
@@ -65,6 +68,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         types=[
+            InvalidTokenError,
             MarketType,
             UserType,
             PositionType,

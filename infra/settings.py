@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -45,6 +46,10 @@ class Settings:
     starting_balance: Decimal = Decimal(1000)
     db_pool_size: int = 10
     redis_key_prefix: str = "mg:"
+    refresh_token_ttl_seconds: int = 30 * 86_400
+    signin_account_limit: int = 5
+    signin_client_limit: int = 20
+    positions_public: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,11 +62,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        environment = env.get("MARKETGRAPH_ENV", "development").strip().lower()
-        if environment not in ENVIRONMENTS:
-            raise ConfigError(f"MARKETGRAPH_ENV: must be one of {', '.join(ENVIRONMENTS)}")
+        environment = _choice(env, "MARKETGRAPH_ENV", "development", ENVIRONMENTS)
         production = environment == "production"
-        data_dir = Path(env.get("MARKETGRAPH_DATA_DIR", ".marketgraph"))
+        data_dir = Path(env.get("MARKETGRAPH_DATA_DIR") or ".marketgraph")
         database_url = _database_url(
             env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'marketgraph.db'}"
         )
@@ -81,13 +84,20 @@ class Settings:
             starting_balance=_decimal(env, "STARTING_BALANCE", Decimal(1000)),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 200),
             redis_key_prefix=env.get("REDIS_KEY_PREFIX", "mg:"),
+            refresh_token_ttl_seconds=_int(
+                env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 300, 365 * 86_400
+            ),
+            signin_account_limit=_int(env, "SIGNIN_ACCOUNT_LIMIT", 5, 1, 1000),
+            signin_client_limit=_int(env, "SIGNIN_CLIENT_LIMIT", 20, 1, 100_000),
+            positions_public=_flag(env, "POSITIONS_PUBLIC", default=True),
         )
 
 
 def _database_url(raw: str) -> str:
     try:
         url: URL = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # make_url raises ValueError for a port that is not a number.
         raise ConfigError(
             "DATABASE_URL: not a database URL (expected postgresql://user@host:port/db"
             " or sqlite+aiosqlite:///path)"
@@ -95,6 +105,8 @@ def _database_url(raw: str) -> str:
     if url.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
         if not url.database:
             raise ConfigError("DATABASE_URL: names no database")
+        if url.port is not None and not 0 < url.port < 65_536:
+            raise ConfigError(f"DATABASE_URL: port {url.port} is out of range")
         url = url.set(drivername="postgresql+asyncpg")
     elif url.drivername in ("sqlite", "sqlite+aiosqlite"):
         if not url.database or url.database == ":memory:":
@@ -112,6 +124,16 @@ def _redis_url(raw: str | None) -> str | None:
         return None
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL: must start with redis://, rediss:// or unix://")
+    parsed = urlsplit(raw)
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ConfigError("REDIS_URL: the port is not a number between 0 and 65535") from None
+    if port == 0:
+        raise ConfigError("REDIS_URL: the port is not a number between 0 and 65535")
+    database = parsed.path.strip("/")
+    if parsed.scheme != "unix" and database and not database.isdigit():
+        raise ConfigError(f"REDIS_URL: database '{database}' is not a number")
     return raw
 
 
@@ -125,12 +147,25 @@ def _jwt_secret(raw: str | None, production: bool, data_dir: Path) -> str:
     # Development: a random secret kept beside the embedded database, so tokens
     # survive restarts without anyone having to invent a secret.
     path = data_dir / "jwt-secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    path.write_text(secret)
-    path.chmod(0o600)
+    try:
+        if path.exists():
+            stored = path.read_text().strip()
+            if len(stored) < 32:
+                raise ConfigError(
+                    f"JWT_SECRET: the generated secret in {path} is damaged; delete it"
+                )
+            return stored
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # Created private from the start: no moment at which others can read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secret)
+    except OSError as error:
+        raise ConfigError(
+            f"MARKETGRAPH_DATA_DIR: cannot keep the development JWT secret in {data_dir}"
+            f" ({error.strerror or error}); set JWT_SECRET or choose another directory"
+        ) from None
     return secret
 
 
@@ -163,7 +198,7 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
 def _choice(
     env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], upper: bool = False
 ) -> str:
-    value = env.get(name, default).strip()
+    value = (env.get(name) or default).strip()
     value = value.upper() if upper else value.lower()
     if value not in allowed:
         raise ConfigError(f"{name}: must be one of {', '.join(allowed)}")

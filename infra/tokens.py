@@ -16,7 +16,7 @@ from domain.ports import AccessToken, Clock
 ALGORITHM = "HS256"
 ACCESS = "access"
 LEEWAY_SECONDS = 10
-_REQUIRED = ["exp", "iat", "nbf", "sub", "iss", "aud", "jti"]
+_REQUIRED = ["exp", "iat", "nbf", "sub", "iss", "aud", "jti", "typ", "sid", "ver"]
 
 
 class InvalidToken(Exception):
@@ -26,6 +26,7 @@ class InvalidToken(Exception):
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: UUID
+    session_id: UUID
     token_version: int
     jti: str
 
@@ -55,7 +56,7 @@ class JwtTokens:
         self._ttl = timedelta(seconds=ttl_seconds)
         self._clock = clock
 
-    def issue_access(self, user: User) -> AccessToken:
+    def issue_access(self, user: User, session_id: UUID) -> AccessToken:
         now = self._clock()
         expires = int((now + self._ttl).timestamp())
         claims = {
@@ -67,6 +68,7 @@ class JwtTokens:
             "exp": expires,
             "jti": uuid.uuid4().hex,
             "typ": ACCESS,
+            "sid": str(session_id),
             "ver": user.token_version,
         }
         token = jwt.encode(
@@ -93,7 +95,8 @@ class JwtTokens:
                 raise InvalidToken("not an access token")
             return AccessClaims(
                 user_id=UUID(str(claims["sub"])),
-                token_version=int(claims.get("ver", -1)),
+                session_id=UUID(str(claims["sid"])),
+                token_version=int(claims["ver"]),
                 jti=str(claims["jti"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as error:

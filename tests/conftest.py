@@ -23,14 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import create_engine
 from infra.db.migrate import upgrade
 from infra.settings import Settings
-from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
+from tests.support import PASSWORD, Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ("postgres", "sqlite")
-PASSWORD = "correct horse battery"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -134,7 +133,7 @@ SIGN_IN = """
 mutation ($input: SignInInput!) {
   signIn(input: $input) {
     __typename
-    ... on SignInSuccess { accessToken user { id } }
+    ... on SignInSuccess { accessToken refreshToken user { id } }
     ... on Error { message code }
   }
 }
@@ -168,6 +167,8 @@ def make_account(gql: GraphQLClient) -> MakeAccount:
             id=signed["signIn"]["user"]["id"],
             email=email,
             token=signed["signIn"]["accessToken"],
+            refresh_token=signed["signIn"]["refreshToken"],
+            password=PASSWORD,
         )
 
     return make

@@ -5,16 +5,21 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import uvicorn
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from graph.app import create_app
+from graph.app import create_app, uvicorn_options
+from graph.ids import from_global_id
+from infra.db.models import users
 from infra.settings import Settings
 
 
@@ -25,7 +30,18 @@ class Account:
     id: str
     email: str
     token: str
+    refresh_token: str = ""
+    password: str = ""
 
+    @property
+    def uuid(self) -> uuid.UUID:
+        """The database id behind the global id."""
+        parsed = from_global_id(self.id)
+        assert parsed is not None
+        return parsed[1]
+
+
+PASSWORD = "correct horse battery"
 
 MakeAccount = Callable[..., Awaitable[Account]]
 MakeMarket = Callable[..., Awaitable[dict[str, Any]]]
@@ -67,7 +83,12 @@ class LiveServer:
             self.sql.statements.append(statement)
 
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            **uvicorn_options(settings),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -122,3 +143,9 @@ class GraphQLClient:
         assert "errors" not in payload, payload["errors"]
         data: dict[str, Any] = payload["data"]
         return data
+
+
+async def promote(db: AsyncEngine, account: Account, role: str) -> None:
+    """Give an account a role directly in the database (bootstrapping an admin for a test)."""
+    async with db.begin() as conn:
+        await conn.execute(sa.update(users).where(users.c.id == account.uuid).values(role=role))

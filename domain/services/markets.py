@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from uuid import UUID
 
 from domain import validation
-from domain.access import Actor, may_edit_market
 from domain.commands import UNSET, CreateMarket, UpdateMarket
 from domain.entities import Market, MarketStatus
 from domain.errors import Forbidden, InvalidState, NotFound
+from domain.policy import Actor, Permission, has_permission, may_delete_market, may_update_market
 from domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 DEFAULT_LIQUIDITY = Decimal(100)
@@ -23,6 +24,8 @@ class MarketService:
         self._clock = clock
 
     async def create(self, actor: Actor, cmd: CreateMarket) -> Market:
+        if not has_permission(actor, Permission.MARKET_CREATE):
+            raise Forbidden("This needs the 'market:create' permission.")
         now = self._clock()
         market = Market(
             id=uuid.uuid4(),
@@ -50,7 +53,7 @@ class MarketService:
         """Apply a partial update: fields left UNSET keep their value, None clears."""
         now = self._clock()
         async with self._uow() as uow:
-            market = await self._editable(uow, actor, cmd.market_id)
+            market = await self._editable(uow, actor, cmd.market_id, may_update_market)
             changes: dict[str, object] = {}
             if cmd.name is not UNSET:
                 changes["name"] = validation.market_name(cmd.name)
@@ -68,7 +71,7 @@ class MarketService:
     async def delete(self, actor: Actor, market_id: UUID) -> UUID:
         """Delete a market nobody has traded in yet."""
         async with self._uow() as uow:
-            market = await self._editable(uow, actor, market_id)
+            market = await self._editable(uow, actor, market_id, may_delete_market)
             if await uow.markets.has_trades(market.id):
                 raise InvalidState("A market that has trades cannot be deleted.")
             await uow.markets.delete(market.id)
@@ -76,12 +79,17 @@ class MarketService:
         return market.id
 
     @staticmethod
-    async def _editable(uow: UnitOfWork, actor: Actor, market_id: UUID) -> Market:
+    async def _editable(
+        uow: UnitOfWork,
+        actor: Actor,
+        market_id: UUID,
+        allowed: Callable[[Actor, Market], bool],
+    ) -> Market:
         market = await uow.markets.get_for_update(market_id)
         if market is None:
             raise NotFound("No market has that id.")
-        if not may_edit_market(actor, market):
-            raise Forbidden("Only the creator of a market may change it.")
+        if not allowed(actor, market):
+            raise Forbidden("Only the creator of a market (or an admin) may change it.")
         if market.status is not MarketStatus.ACTIVE:
             raise InvalidState("Only an active market can be changed.")
         return market

@@ -10,9 +10,10 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import Market
-from domain.money import QUANTUM
-from domain.pricing import yes_price
+from domain.entities import Market, Position
+from domain.policy import Permission, has_permission
+from domain.pricing import display_price, yes_price
+from domain.reads import Page
 from graph.context import Context
 from graph.enums import MarketStatus, Outcome
 from graph.ids import to_global_id
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from graph.users.types import UserType
 
 POSITIONS_SORT = "positions:created_at:asc"
+EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
+
+
+async def _zero() -> int:
+    return 0
 
 
 @strawberry.type(
@@ -54,7 +60,7 @@ class MarketType(Node):
 
     @classmethod
     def from_entity(cls, market: Market) -> MarketType:
-        price = yes_price(market.q_yes, market.q_no, market.liquidity).quantize(QUANTUM)
+        price = display_price(yes_price(market.q_yes, market.q_no, market.liquidity))
         return cls(
             id=strawberry.ID(to_global_id("Market", market.id)),
             name=market.name,
@@ -67,7 +73,7 @@ class MarketType(Node):
             no_shares=market.q_no,
             volume=market.volume,
             yes_price=price,
-            no_price=1 - price,
+            no_price=1 - price,  # exact: both have 8 places
             created_at=market.created_at,
             updated_at=market.updated_at,
             market_id=market.id,
@@ -84,7 +90,10 @@ class MarketType(Node):
         assert user is not None, "a market's creator always exists (foreign key)"
         return UserType.from_entity(user)
 
-    @strawberry.field(description="Holdings in this market, oldest first.")
+    @strawberry.field(
+        description="Holdings in this market, oldest first. Where positions are configured"
+        " private, only the viewer's own (all of them for holders of `user:read:private`)."
+    )
     async def positions(
         self,
         info: Info[Context, None],
@@ -98,12 +107,28 @@ class MarketType(Node):
         from graph.positions.types import PositionType
 
         request = page_request(POSITIONS_SORT, "datetime", first, after)
-        loaders = info.context.loaders
-        key = ChildPageKey(self.market_id, request.size, request.after)
+        context = info.context
+        loaders = context.loaders
+        if context.services.positions_public or has_permission(
+            actor := await context.actor(), Permission.USER_READ_PRIVATE
+        ):
+            key = ChildPageKey(self.market_id, request.size, request.after)
+            page = await loaders.page(loaders.positions_by_market, key)
+            return connection(
+                page,
+                POSITIONS_SORT,
+                PositionType.from_entity,
+                lambda: loaders.count(loaders.position_count_by_market, self.market_id),
+            )
+        if actor is None:
+            return connection(EMPTY_PAGE, POSITIONS_SORT, PositionType.from_entity, _zero)
+        # Private positions: others see only their own holdings in this market.
+        holder = actor.user_id
+        key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
         page = await loaders.page(loaders.positions_by_market, key)
         return connection(
             page,
             POSITIONS_SORT,
             PositionType.from_entity,
-            lambda: loaders.count(loaders.position_count_by_market, self.market_id),
+            lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
         )

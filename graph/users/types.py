@@ -10,8 +10,9 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.access import may_read_private
+from domain.entities import Role as DomainRole
 from domain.entities import User
+from domain.policy import ROLE_PERMISSIONS, may_read_positions, may_read_private
 from graph.context import Context
 from graph.enums import Role
 from graph.ids import to_global_id
@@ -40,6 +41,8 @@ class UserType(Node):
     user_id: strawberry.Private[UUID]
     private_email: strawberry.Private[str]
     private_balance: strawberry.Private[Decimal]
+    private_disabled: strawberry.Private[bool]
+    private_role: strawberry.Private[DomainRole]
 
     @classmethod
     def from_entity(cls, user: User) -> UserType:
@@ -51,16 +54,40 @@ class UserType(Node):
             user_id=user.id,
             private_email=user.email,
             private_balance=user.balance,
+            private_disabled=user.disabled,
+            private_role=user.role,
         )
 
-    @strawberry.field(description="The sign-in email. Null unless the viewer is this user.")
+    @strawberry.field(
+        description="Whether the account is disabled. Null unless the viewer is this user or"
+        " holds `user:read:private`."
+    )
+    async def disabled(self, info: Info[Context, None]) -> bool | None:
+        if may_read_private(await info.context.actor(), self.user_id):
+            return self.private_disabled
+        return None
+
+    @strawberry.field(
+        description="What the user's role lets them do (`market:create`, `user:manage`, ...)."
+        " Null unless the viewer is this user or holds `user:read:private`."
+    )
+    async def permissions(self, info: Info[Context, None]) -> list[str] | None:
+        if may_read_private(await info.context.actor(), self.user_id):
+            return sorted(p.value for p in ROLE_PERMISSIONS[self.private_role])
+        return None
+
+    @strawberry.field(
+        description="The sign-in email. Null unless the viewer is this user or holds"
+        " `user:read:private`."
+    )
     async def email(self, info: Info[Context, None]) -> str | None:
         if may_read_private(await info.context.actor(), self.user_id):
             return self.private_email
         return None
 
     @strawberry.field(
-        description="Play money available to trade. Null unless the viewer is this user."
+        description="Play money available to trade. Null unless the viewer is this user or"
+        " holds `user:read:private`."
     )
     async def balance(self, info: Info[Context, None]) -> Decimal | None:
         if may_read_private(await info.context.actor(), self.user_id):
@@ -84,14 +111,22 @@ class UserType(Node):
             lambda: loaders.count(loaders.market_count_by_creator, self.user_id),
         )
 
-    @strawberry.field(description="What this user holds, oldest first.")
+    @strawberry.field(
+        description="What this user holds, oldest first. Where positions are configured"
+        " private: null unless the viewer is this user or holds `user:read:private`."
+    )
     async def positions(
         self, info: Info[Context, None], first: PageSize = None, after: After = None
-    ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]]:
+    ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]] | None:
         from graph.positions.types import PositionType
 
+        context = info.context
+        if not context.services.positions_public and not may_read_positions(
+            await context.actor(), self.user_id, positions_public=False
+        ):
+            return None
         request = page_request(POSITIONS_SORT, "datetime", first, after)
-        loaders = info.context.loaders
+        loaders = context.loaders
         key = ChildPageKey(self.user_id, request.size, request.after)
         page = await loaders.page(loaders.positions_by_user, key)
         return connection(

@@ -47,6 +47,8 @@ class ChildPageKey:
     parent_id: UUID
     first: int
     after: Key | None = None
+    # Only this holder's positions (private positions seen by someone else).
+    holder: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +61,17 @@ class _Children:
     order: sa.Column[Any]
     descending: bool
     to_entity: Callable[[AnyRow], Any]
+    holder: sa.Column[Any] | None = None
 
 
 _POSITIONS_BY_MARKET = _Children(
-    positions, positions.c.market_id, POSITION_COLUMNS, positions.c.created_at, False, to_position
+    positions,
+    positions.c.market_id,
+    POSITION_COLUMNS,
+    positions.c.created_at,
+    False,
+    to_position,
+    positions.c.user_id,
 )
 _POSITIONS_BY_USER = _Children(
     positions, positions.c.user_id, POSITION_COLUMNS, positions.c.created_at, False, to_position
@@ -164,8 +173,30 @@ class Readers:
     async def market_count_by_creator(self, ids: Sequence[UUID]) -> list[int]:
         return await self._counts(markets.c.creator_id, ids)
 
-    async def _counts(self, parent: sa.Column[Any], ids: Sequence[UUID]) -> list[int]:
-        stmt = sa.select(parent, sa.func.count()).where(parent.in_(set(ids))).group_by(parent)
+    async def position_count_by_market_holder(self, keys: Sequence[tuple[UUID, UUID]]) -> list[int]:
+        """Positions per (market, holder): what a market shows when positions are private."""
+        by_holder: dict[UUID, list[UUID]] = defaultdict(list)
+        for market_id, holder in keys:
+            by_holder[holder].append(market_id)
+        counts: dict[tuple[UUID, UUID], int] = {}
+        for holder, market_ids in by_holder.items():
+            found = await self._counts(
+                positions.c.market_id, market_ids, positions.c.user_id == holder
+            )
+            counts.update(((m, holder), n) for m, n in zip(market_ids, found, strict=True))
+        return [counts[key] for key in keys]
+
+    async def _counts(
+        self,
+        parent: sa.Column[Any],
+        ids: Sequence[UUID],
+        *conditions: sa.ColumnElement[bool],
+    ) -> list[int]:
+        stmt = (
+            sa.select(parent, sa.func.count())
+            .where(parent.in_(set(ids)), *conditions)
+            .group_by(parent)
+        )
         counts: dict[UUID, int] = {row[0]: row[1] for row in await self._rows(stmt)}
         return [int(counts.get(i, 0)) for i in ids]
 
@@ -176,12 +207,12 @@ class Readers:
         extra row tells whether there is a next page). Parents asking for their
         first page, the common case, all share one statement.
         """
-        groups: dict[tuple[int, Key | None], list[UUID]] = defaultdict(list)
+        groups: dict[tuple[int, Key | None, UUID | None], list[UUID]] = defaultdict(list)
         for key in keys:
-            groups[(key.first, key.after)].append(key.parent_id)
-        pages: dict[tuple[UUID, int, Key | None], Page[Any]] = {}
+            groups[(key.first, key.after, key.holder)].append(key.parent_id)
+        pages: dict[ChildPageKey, Page[Any]] = {}
         id_col = spec.columns[0]
-        for (first, after), parent_ids in groups.items():
+        for (first, after, holder), parent_ids in groups.items():
             rank = sa.func.row_number().over(
                 partition_by=spec.parent, order_by=_sorted(spec.order, id_col, spec.descending)
             )
@@ -190,6 +221,9 @@ class Readers:
             )
             if after is not None:
                 inner = inner.where(_after(spec.order, id_col, after, spec.descending))
+            if holder is not None:
+                assert spec.holder is not None, "only positions are filtered by holder"
+                inner = inner.where(spec.holder == holder)
             ranked = inner.subquery()
             stmt = (
                 sa.select(*(ranked.c[c.name] for c in spec.columns))
@@ -202,10 +236,10 @@ class Readers:
             for parent_id in parent_ids:
                 children = found.get(parent_id, [])
                 items = [((getattr(c, spec.order.name), c.id), c) for c in children[:first]]
-                pages[(parent_id, first, after)] = Page(
+                pages[ChildPageKey(parent_id, first, after, holder)] = Page(
                     items, has_next=len(children) > first, has_previous=after is not None
                 )
-        return [pages[(k.parent_id, k.first, k.after)] for k in keys]
+        return [pages[key] for key in keys]
 
 
 def _market_conditions(where: MarketFilter) -> list[sa.ColumnElement[bool]]:

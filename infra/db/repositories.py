@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.entities import LedgerKind, Market, User, UserCredentials
+from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
 from domain.errors import Conflict
 from domain.ports import NewUser
-from infra.db.models import ledger_entries, markets, trades, users
+from infra.db.models import ledger_entries, markets, positions, trades, users
 from infra.db.rows import MARKET_COLUMNS, USER_COLUMNS, to_market, to_user
 
 
@@ -78,6 +78,41 @@ class SqlUserRepository:
             sa.update(users).where(users.c.id == user_id).values(password_hash=password_hash)
         )
 
+    async def credentials(self, user_id: UUID) -> UserCredentials | None:
+        row = (
+            await self._conn.execute(
+                sa.select(
+                    users.c.id, users.c.password_hash, users.c.disabled, users.c.token_version
+                ).where(users.c.id == user_id)
+            )
+        ).one_or_none()
+        return None if row is None else UserCredentials(*row)
+
+    async def bump_token_version(self, user_id: UUID) -> None:
+        await self._conn.execute(
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(token_version=users.c.token_version + 1)
+        )
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None:
+        return await self._update(user_id, role=role)
+
+    async def set_disabled(self, user_id: UUID, disabled: bool) -> User | None:
+        return await self._update(user_id, disabled=disabled)
+
+    async def credit(self, user_id: UUID, amount: Decimal) -> None:
+        await self._conn.execute(
+            sa.update(users).where(users.c.id == user_id).values(balance=users.c.balance + amount)
+        )
+
+    async def _update(self, user_id: UUID, **values: object) -> User | None:
+        stmt = (
+            sa.update(users).where(users.c.id == user_id).values(**values).returning(*USER_COLUMNS)
+        )
+        row = (await self._conn.execute(stmt)).one_or_none()
+        return None if row is None else to_user(row)
+
 
 class SqlMarketRepository:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -110,6 +145,25 @@ class SqlMarketRepository:
         )
         return to_market(await self._write(stmt))
 
+    async def set_status(self, market_id: UUID, status: MarketStatus, now: datetime) -> Market:
+        stmt = (
+            sa.update(markets)
+            .where(markets.c.id == market_id)
+            .values(status=status, updated_at=now)
+            .returning(*MARKET_COLUMNS)
+        )
+        return to_market((await self._conn.execute(stmt)).one())
+
+    async def cost_basis_by_holder(self, market_id: UUID) -> list[tuple[UUID, Decimal]]:
+        stmt = (
+            sa.select(positions.c.user_id, sa.func.sum(positions.c.cost_basis))
+            .where(positions.c.market_id == market_id)
+            .group_by(positions.c.user_id)
+            .order_by(positions.c.user_id)
+        )
+        # SUM takes its argument's Money type, so totals come back as exact decimals.
+        return [(row[0], row[1]) for row in (await self._conn.execute(stmt)).all()]
+
     async def has_trades(self, market_id: UUID) -> bool:
         stmt = sa.select(sa.exists().where(trades.c.market_id == market_id))
         return bool((await self._conn.execute(stmt)).scalar())
@@ -131,9 +185,21 @@ class SqlLedgerRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, user_id: UUID, amount: Decimal, kind: LedgerKind, at: datetime) -> None:
+    async def add(
+        self,
+        user_id: UUID,
+        amount: Decimal,
+        kind: LedgerKind,
+        at: datetime,
+        market_id: UUID | None = None,
+    ) -> None:
         await self._conn.execute(
             sa.insert(ledger_entries).values(
-                id=uuid.uuid4(), user_id=user_id, amount=amount, kind=kind, created_at=at
+                id=uuid.uuid4(),
+                user_id=user_id,
+                amount=amount,
+                kind=kind,
+                market_id=market_id,
+                created_at=at,
             )
         )

@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from infra.db.repositories import SqlLedgerRepository, SqlMarketRepository, SqlUserRepository
+from infra.db.sessions import SqlSessionRepository
 
 
 class SqlUnitOfWork:
@@ -16,6 +17,7 @@ class SqlUnitOfWork:
     users: SqlUserRepository
     markets: SqlMarketRepository
     ledger: SqlLedgerRepository
+    sessions: SqlSessionRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -34,6 +36,7 @@ class SqlUnitOfWork:
         self.users = SqlUserRepository(self._conn)
         self.markets = SqlMarketRepository(self._conn)
         self.ledger = SqlLedgerRepository(self._conn)
+        self.sessions = SqlSessionRepository(self._conn)
         return self
 
     async def __aexit__(

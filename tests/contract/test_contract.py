@@ -41,7 +41,8 @@ def test_operation_validates_against_the_contract(contract: GraphQLSchema, path:
 
 def test_validation_catches_a_broken_operation(contract: GraphQLSchema) -> None:
     errors = validate(contract, parse("query { markets { nodes { noSuchField } } }"))
-    assert errors and "noSuchField" in errors[0].message
+    assert errors
+    assert "noSuchField" in errors[0].message
 
 
 def test_readme_examples_come_from_the_contract_operations(contract: GraphQLSchema) -> None:
@@ -49,5 +50,7 @@ def test_readme_examples_come_from_the_contract_operations(contract: GraphQLSche
     assert blocks, "README.md shows no ```graphql examples"
     known = {path.read_text().strip() for path in OPERATIONS}
     for block in blocks:
-        assert block.strip() in known, f"README example is not in tests/contract/operations:\n{block}"
+        assert block.strip() in known, (
+            f"README example is not in tests/contract/operations:\n{block}"
+        )
         assert validate(contract, parse(block)) == []

@@ -1,0 +1,193 @@
+"""Sessions: sign-in, refresh-token rotation, sign-out, password changes.
+
+A session is a family of refresh tokens. Each refresh spends the presented
+token and issues its successor (RFC 9700 rotation); presenting a spent token
+again means two parties hold it, so the whole family is revoked and both the
+thief and the legitimate holder must sign in again. Access tokens carry the
+session id, and a request is authenticated only while that session stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain import validation
+from domain.commands import ChangePassword, SignIn
+from domain.entities import User
+from domain.errors import InvalidCredentials, InvalidInput, RateLimited, SessionInvalid
+from domain.policy import Actor
+from domain.ports import (
+    AccessToken,
+    Clock,
+    PasswordHasher,
+    Throttle,
+    TokenIssuer,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+
+SIGN_IN_WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    access: AccessToken
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignInLimits:
+    per_account: int = 5
+    per_client: int = 20
+    window_seconds: int = SIGN_IN_WINDOW_SECONDS
+
+
+def hash_refresh_token(token: str) -> str:
+    """Refresh tokens are stored as SHA-256 digests: a database leak yields no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        clock: Clock,
+        throttle: Throttle,
+        refresh_ttl: timedelta,
+        limits: SignInLimits = SignInLimits(),
+    ) -> None:
+        self._uow = uow
+        self._hasher = hasher
+        self._tokens = tokens
+        self._clock = clock
+        self._throttle = throttle
+        self._refresh_ttl = refresh_ttl
+        self._limits = limits
+        self._dummy: str | None = None
+
+    async def sign_in(self, cmd: SignIn) -> Session:
+        """Check the password and open a session.
+
+        Every attempt first takes a slot in the per-account and per-client
+        windows, before the password is checked, so concurrent or aliased
+        attempts cannot all slip past the count; a successful attempt gives
+        its slots back. Unknown email, wrong password and a disabled account
+        fail alike, and an unknown email still pays for one hash verification.
+        """
+        try:
+            email = validation.email(cmd.email)
+        except InvalidInput:
+            email = ""
+        account_key = "signin:account:" + hashlib.sha256(email.encode()).hexdigest()[:40]
+        client_key = f"signin:client:{cmd.client_ip or 'unknown'}"
+        held: list[tuple[str, str]] = []
+        for key, limit in (
+            (client_key, self._limits.per_client),
+            (account_key, self._limits.per_account),
+        ):
+            slot = await self._throttle.acquire(key, limit, self._limits.window_seconds)
+            if slot.retry_after is not None:
+                for held_key, held_slot in held:
+                    await self._throttle.release(held_key, held_slot)
+                raise RateLimited(slot.retry_after)
+            held.append((key, slot.id))
+
+        async with self._uow() as uow:
+            creds = await uow.users.credentials_by_email(email) if email else None
+            if creds is None:
+                await self._hasher.verify(await self._dummy_hash(), cmd.password)
+                raise InvalidCredentials
+            if not await self._hasher.verify(creds.password_hash, cmd.password) or creds.disabled:
+                raise InvalidCredentials
+            if self._hasher.needs_rehash(creds.password_hash):
+                await uow.users.set_password_hash(creds.id, await self._hasher.hash(cmd.password))
+            user = await uow.users.get(creds.id)
+            assert user is not None
+            session = await self._open(uow, user)
+            await uow.commit()
+        for key, slot_id in held:
+            await self._throttle.release(key, slot_id)
+        return session
+
+    async def refresh(self, refresh_token: str) -> Session:
+        """Spend a refresh token for a new access token and its successor."""
+        now = self._clock()
+        async with self._uow() as uow:
+            record = await uow.sessions.token_for_update(hash_refresh_token(refresh_token))
+            if record is None or record.session_revoked or record.expires_at <= now:
+                raise SessionInvalid
+            if record.used_at is not None:
+                # Reuse of a spent token: revoke the family, and keep that revocation.
+                await uow.sessions.revoke(record.session_id, now)
+                await uow.commit()
+                raise SessionInvalid
+            user = await uow.users.get(record.user_id)
+            if user is None or user.disabled:
+                raise SessionInvalid
+            await uow.sessions.mark_used(record.id, now)
+            session = await self._issue(uow, user, record.session_id, now)
+            await uow.commit()
+        return session
+
+    async def sign_out(self, actor: Actor) -> None:
+        """End the session the access token belongs to (its access tokens die with it)."""
+        if actor.session_id is None:
+            return
+        async with self._uow() as uow:
+            await uow.sessions.revoke(actor.session_id, self._clock())
+            await uow.commit()
+
+    async def sign_out_everywhere(self, actor: Actor) -> None:
+        """End every session and invalidate every outstanding access token of the user."""
+        async with self._uow() as uow:
+            await uow.sessions.revoke_all(actor.user_id, self._clock())
+            await uow.users.bump_token_version(actor.user_id)
+            await uow.commit()
+
+    async def change_password(self, actor: Actor, cmd: ChangePassword) -> None:
+        """Change the password and end every other session; this one stays signed in."""
+        new_password = validation.password(cmd.new_password, field="newPassword")
+        async with self._uow() as uow:
+            creds = await uow.users.credentials(actor.user_id)
+            if creds is None or not await self._hasher.verify(
+                creds.password_hash, cmd.current_password
+            ):
+                raise InvalidCredentials
+            await uow.users.set_password_hash(actor.user_id, await self._hasher.hash(new_password))
+            await uow.sessions.revoke_all(actor.user_id, self._clock(), keep=actor.session_id)
+            await uow.commit()
+
+    async def _open(self, uow: UnitOfWork, user: User) -> Session:
+        now = self._clock()
+        session_id = uuid.uuid4()
+        await uow.sessions.start(session_id, user.id, now)
+        return await self._issue(uow, user, session_id, now)
+
+    async def _issue(
+        self, uow: UnitOfWork, user: User, session_id: uuid.UUID, now: datetime
+    ) -> Session:
+        token = secrets.token_urlsafe(32)
+        expires = now + self._refresh_ttl
+        await uow.sessions.add_token(
+            uuid.uuid4(), session_id, hash_refresh_token(token), now, expires
+        )
+        return Session(
+            user=user,
+            access=self._tokens.issue_access(user, session_id),
+            refresh_token=token,
+            refresh_expires_at=expires,
+        )
+
+    async def _dummy_hash(self) -> str:
+        """A hash made with the current parameters, verified when the email is unknown."""
+        if self._dummy is None:
+            self._dummy = await self._hasher.hash(secrets.token_hex(16))
+        return self._dummy

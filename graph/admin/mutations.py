@@ -1,0 +1,162 @@
+"""Administration (roles, account state) and moderation (closing, cancelling markets)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from domain.entities import Role as DomainRole
+from domain.errors import DomainError, InvalidInput
+from domain.policy import Permission
+from graph.context import Context
+from graph.enums import Role
+from graph.errors import InvalidStateError, NotFoundError, ValidationError, error_result
+from graph.ids import from_global_id
+from graph.markets.types import MarketType
+from graph.permissions import requires
+from graph.users.types import UserType
+
+
+def _id(value: str, type_name: str, field: str) -> UUID:
+    parsed = from_global_id(value)
+    if parsed is None or parsed[0] != type_name:
+        raise InvalidInput(field, f"This is not a {type_name} id.")
+    return parsed[1]
+
+
+@strawberry.input(description="Whose role to set, and to what.")
+class SetUserRoleInput:
+    user_id: strawberry.ID = strawberry.field(description="The User.")
+    role: Role = strawberry.field(description="The new role.")
+
+
+@strawberry.input(description="Which user.")
+class UserIdInput:
+    user_id: strawberry.ID = strawberry.field(description="The User.")
+
+
+@strawberry.type(description="The user as they are now.")
+class UserChangeSuccess:
+    user: UserType = strawberry.field(description="The changed user.")
+
+
+UserChangeResult = Annotated[
+    UserChangeSuccess | ValidationError | NotFoundError | InvalidStateError,
+    strawberry.union(
+        "UserChangeResult",
+        description="The outcome of `setUserRole`, `disableUser` and `enableUser`.",
+    ),
+]
+
+
+@strawberry.input(description="Which market.")
+class MarketIdInput:
+    id: strawberry.ID = strawberry.field(description="The Market.")
+
+
+@strawberry.type(description="The market as it is now.")
+class MarketChangeSuccess:
+    market: MarketType = strawberry.field(description="The changed market.")
+
+
+MarketChangeResult = Annotated[
+    MarketChangeSuccess | ValidationError | NotFoundError | InvalidStateError,
+    strawberry.union(
+        "MarketChangeResult", description="The outcome of `closeMarket` and `cancelMarket`."
+    ),
+]
+
+
+@strawberry.type
+class AdminMutations:
+    @strawberry.mutation(
+        description="Give a user another role (needs `user:manage`). Takes effect on their next"
+        " request.",
+        extensions=requires(Permission.USER_MANAGE),
+    )
+    async def set_user_role(
+        self,
+        info: Info[Context, None],
+        input: Annotated[SetUserRoleInput, strawberry.argument(description="User and role.")],
+    ) -> UserChangeResult:
+        actor = await info.context.require_actor()
+        try:
+            user_id = _id(input.user_id, "User", "userId")
+            role = DomainRole[input.role.name]
+            user = await info.context.services.admin.set_role(actor, user_id, role)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return UserChangeSuccess(user=UserType.from_entity(user))
+
+    @strawberry.mutation(
+        description="Disable an account (needs `user:manage`): its sessions end and its tokens"
+        " stop working at once.",
+        extensions=requires(Permission.USER_MANAGE),
+    )
+    async def disable_user(
+        self,
+        info: Info[Context, None],
+        input: Annotated[UserIdInput, strawberry.argument(description="Which user.")],
+    ) -> UserChangeResult:
+        return await _set_disabled(info, input, disabled=True)
+
+    @strawberry.mutation(
+        description="Enable a disabled account again (needs `user:manage`).",
+        extensions=requires(Permission.USER_MANAGE),
+    )
+    async def enable_user(
+        self,
+        info: Info[Context, None],
+        input: Annotated[UserIdInput, strawberry.argument(description="Which user.")],
+    ) -> UserChangeResult:
+        return await _set_disabled(info, input, disabled=False)
+
+    @strawberry.mutation(
+        description="Stop trading in an active market (needs `market:close`).",
+        extensions=requires(Permission.MARKET_CLOSE),
+    )
+    async def close_market(
+        self,
+        info: Info[Context, None],
+        input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
+    ) -> MarketChangeResult:
+        actor = await info.context.require_actor()
+        try:
+            market_id = _id(input.id, "Market", "id")
+            market = await info.context.services.admin.close_market(actor, market_id)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return MarketChangeSuccess(market=MarketType.from_entity(market))
+
+    @strawberry.mutation(
+        description="Call off an active or closed market and refund every holder's cost basis"
+        " (needs `market:cancel`).",
+        extensions=requires(Permission.MARKET_CANCEL),
+    )
+    async def cancel_market(
+        self,
+        info: Info[Context, None],
+        input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
+    ) -> MarketChangeResult:
+        actor = await info.context.require_actor()
+        try:
+            market_id = _id(input.id, "Market", "id")
+            market = await info.context.services.admin.cancel_market(actor, market_id)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return MarketChangeSuccess(market=MarketType.from_entity(market))
+
+
+async def _set_disabled(
+    info: Info[Context, None], input: UserIdInput, *, disabled: bool
+) -> UserChangeResult:
+    actor = await info.context.require_actor()
+    try:
+        user_id = _id(input.user_id, "User", "userId")
+        user = await info.context.services.admin.set_disabled(actor, user_id, disabled)
+    except DomainError as error:
+        return error_result(error)  # type: ignore[return-value]
+    return UserChangeSuccess(user=UserType.from_entity(user))

@@ -1,0 +1,190 @@
+"""Sessions: signing in, refreshing, signing out, changing the password."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from domain.commands import ChangePassword, SignIn
+from domain.errors import DomainError, RateLimited
+from domain.services.sessions import Session
+from graph.context import Context
+from graph.errors import (
+    ApiError,
+    ErrorCode,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    ValidationError,
+    error_result,
+)
+from graph.permissions import signed_in
+from graph.users.types import UserType
+
+
+def rate_limited(error: RateLimited) -> ApiError:
+    return ApiError(
+        ErrorCode.RATE_LIMITED,
+        f"Too many attempts; retry in {error.retry_after} seconds.",
+        retryAfter=error.retry_after,
+    )
+
+
+@strawberry.type(description="Tokens of a session.")
+class SessionTokens:
+    access_token: str = strawberry.field(
+        description="A short-lived access token (JWT). Send it as `Authorization: Bearer <token>`."
+    )
+    token_type: str = strawberry.field(description="Always `Bearer`.")
+    expires_at: datetime = strawberry.field(description="When the access token stops working.")
+    refresh_token: str = strawberry.field(
+        description="Single use: spend it with `refreshSession` for new tokens. Keep it secret."
+    )
+    refresh_token_expires_at: datetime = strawberry.field(
+        description="When the refresh token stops working if unused."
+    )
+    user: UserType = strawberry.field(description="The signed-in user.")
+
+    @classmethod
+    def tokens(cls, session: Session) -> dict[str, object]:
+        return {
+            "access_token": session.access.token,
+            "token_type": "Bearer",
+            "expires_at": session.access.expires_at,
+            "refresh_token": session.refresh_token,
+            "refresh_token_expires_at": session.refresh_expires_at,
+            "user": UserType.from_entity(session.user),
+        }
+
+
+@strawberry.input(description="Credentials to sign in with.")
+class SignInInput:
+    email: str = strawberry.field(description="The account's email.")
+    password: str = strawberry.field(description="The account's password.")
+
+
+@strawberry.type(description="Signed in: a new session.")
+class SignInSuccess(SessionTokens):
+    pass
+
+
+SignInResult = Annotated[
+    SignInSuccess | InvalidCredentialsError,
+    strawberry.union(
+        "SignInResult",
+        description="The outcome of `signIn`. Too many failures give a top-level RATE_LIMITED.",
+    ),
+]
+
+
+@strawberry.input(description="The refresh token to spend.")
+class RefreshSessionInput:
+    refresh_token: str = strawberry.field(description="The latest refresh token of the session.")
+
+
+@strawberry.type(description="New tokens; the refresh token that was sent is now spent.")
+class RefreshSessionSuccess(SessionTokens):
+    pass
+
+
+RefreshSessionResult = Annotated[
+    RefreshSessionSuccess | InvalidTokenError,
+    strawberry.union("RefreshSessionResult", description="The outcome of `refreshSession`."),
+]
+
+
+@strawberry.type(description="The session (or sessions) ended.")
+class SignOutSuccess:
+    signed_out: bool = strawberry.field(description="Always true.")
+
+
+@strawberry.input(description="The current and the new password.")
+class ChangePasswordInput:
+    current_password: str = strawberry.field(description="The password in use now.")
+    new_password: str = strawberry.field(description="8 to 1024 characters.")
+
+
+@strawberry.type(description="The password changed; every other session has ended.")
+class ChangePasswordSuccess:
+    signed_out_elsewhere: bool = strawberry.field(description="Always true.")
+
+
+ChangePasswordResult = Annotated[
+    ChangePasswordSuccess | ValidationError | InvalidCredentialsError,
+    strawberry.union("ChangePasswordResult", description="The outcome of `changePassword`."),
+]
+
+
+@strawberry.type
+class SessionMutations:
+    @strawberry.mutation(
+        description="Exchange an email and password for a session (access and refresh tokens)."
+        " At most 5 failed attempts per account and 20 per client address in 5 minutes."
+    )
+    async def sign_in(
+        self,
+        info: Info[Context, None],
+        input: Annotated[SignInInput, strawberry.argument(description="The credentials.")],
+    ) -> SignInResult:
+        command = SignIn(
+            email=input.email, password=input.password, client_ip=info.context.client_ip
+        )
+        try:
+            session = await info.context.services.sessions.sign_in(command)
+        except RateLimited as error:
+            raise rate_limited(error) from None
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return SignInSuccess(**SessionTokens.tokens(session))  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Spend a refresh token for new tokens. Reusing a spent refresh token ends"
+        " the whole session for everyone holding it."
+    )
+    async def refresh_session(
+        self,
+        info: Info[Context, None],
+        input: Annotated[RefreshSessionInput, strawberry.argument(description="The token.")],
+    ) -> RefreshSessionResult:
+        try:
+            session = await info.context.services.sessions.refresh(input.refresh_token)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return RefreshSessionSuccess(**SessionTokens.tokens(session))  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="End this session: its refresh token and access tokens stop working.",
+        extensions=signed_in(),
+    )
+    async def sign_out(self, info: Info[Context, None]) -> SignOutSuccess:
+        await info.context.services.sessions.sign_out(await info.context.require_actor())
+        return SignOutSuccess(signed_out=True)
+
+    @strawberry.mutation(
+        description="End every session of the viewer and invalidate every access token.",
+        extensions=signed_in(),
+    )
+    async def sign_out_everywhere(self, info: Info[Context, None]) -> SignOutSuccess:
+        await info.context.services.sessions.sign_out_everywhere(await info.context.require_actor())
+        return SignOutSuccess(signed_out=True)
+
+    @strawberry.mutation(
+        description="Change the password. Every other session ends; this one continues.",
+        extensions=signed_in(),
+    )
+    async def change_password(
+        self,
+        info: Info[Context, None],
+        input: Annotated[ChangePasswordInput, strawberry.argument(description="The passwords.")],
+    ) -> ChangePasswordResult:
+        actor = await info.context.require_actor()
+        command = ChangePassword(
+            current_password=input.current_password, new_password=input.new_password
+        )
+        try:
+            await info.context.services.sessions.change_password(actor, command)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[return-value]
+        return ChangePasswordSuccess(signed_out_elsewhere=True)

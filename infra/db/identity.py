@@ -1,0 +1,46 @@
+"""Who is asking: the user behind an access token, and whether its session still stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.entities import User
+from infra.db.models import sessions, users
+from infra.db.rows import USER_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: User
+    session_active: bool
+
+
+class IdentityReader:
+    """One statement per authenticated request: the user row and its session's state."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def identity(self, user_id: UUID, session_id: UUID) -> Identity | None:
+        session_active = (
+            sa.select(sa.literal(True))
+            .where(
+                sessions.c.id == session_id,
+                sessions.c.user_id == user_id,
+                sessions.c.revoked_at.is_(None),
+            )
+            .exists()
+        )
+        stmt = sa.select(*USER_COLUMNS, session_active.label("session_active")).where(
+            users.c.id == user_id
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        user = User(**{column.name: row._mapping[column.name] for column in USER_COLUMNS})
+        return Identity(user=user, session_active=bool(row._mapping["session_active"]))

@@ -1,0 +1,111 @@
+"""Sliding-window attempt counting: in Redis for all processes, in memory when Redis is away.
+
+A slot is taken before the attempt and given back if the attempt succeeds, so
+only failures stay counted, and concurrent attempts cannot all pass the check.
+When Redis fails the throttle keeps holding with per-process counts, and it
+stays on them for a short cool-off instead of paying a timeout per request.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import defaultdict
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from domain.ports import Slot
+
+log = structlog.get_logger("marketgraph.throttle")
+
+# Atomic check-and-take on one sorted set of slot ids scored by time (ms).
+# Returns {1, 0} when a slot was taken, {0, retry_after_ms} when the window is full.
+_ACQUIRE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now_ms}
+end
+redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, 0}
+"""
+
+COOL_OFF_SECONDS = 5.0
+
+
+def _seconds(ms: float) -> int:
+    return max(1, math.ceil(ms / 1000))
+
+
+class MemoryThrottle:
+    """Per-process sliding windows: the embedded default, and the fallback."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, dict[str, float]] = defaultdict(dict)
+
+    async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
+        now = time.monotonic()
+        slots = self._slots[key]
+        for slot_id, at in list(slots.items()):
+            if at <= now - window_seconds:
+                del slots[slot_id]
+        if len(slots) >= limit:
+            oldest = min(slots.values())
+            return Slot(id="", retry_after=_seconds((oldest + window_seconds - now) * 1000))
+        slot_id = uuid.uuid4().hex
+        slots[slot_id] = now
+        return Slot(id=slot_id, retry_after=None)
+
+    async def release(self, key: str, slot_id: str) -> None:
+        self._slots.get(key, {}).pop(slot_id, None)
+
+
+class RedisThrottle:
+    """Shared windows in Redis (one key per window, so it is Cluster-safe)."""
+
+    def __init__(self, redis: Redis, prefix: str, fallback: MemoryThrottle | None = None) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._fallback = fallback or MemoryThrottle()
+        self._script = redis.register_script(_ACQUIRE)
+        self._down_until = 0.0
+        self._memory_slots: set[str] = set()
+
+    async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
+        if time.monotonic() >= self._down_until:
+            slot_id = uuid.uuid4().hex
+            try:
+                taken, retry_ms = await self._script(
+                    keys=[self._prefix + key], args=[window_seconds * 1000, limit, slot_id]
+                )
+            except (RedisError, OSError) as error:
+                self._trip(error)
+            else:
+                if int(taken):
+                    return Slot(id=slot_id, retry_after=None)
+                return Slot(id="", retry_after=_seconds(float(retry_ms)))
+        slot = await self._fallback.acquire(key, limit, window_seconds)
+        if slot.id:
+            self._memory_slots.add(slot.id)
+        return slot
+
+    async def release(self, key: str, slot_id: str) -> None:
+        if slot_id in self._memory_slots:
+            self._memory_slots.discard(slot_id)
+            await self._fallback.release(key, slot_id)
+            return
+        try:
+            await self._redis.zrem(self._prefix + key, slot_id)
+        except (RedisError, OSError) as error:
+            self._trip(error)
+
+    def _trip(self, error: BaseException) -> None:
+        log.warning("throttle.redis_unavailable", error=type(error).__name__)
+        self._down_until = time.monotonic() + COOL_OFF_SECONDS
