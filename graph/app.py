@@ -79,8 +79,8 @@ def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings)
     redis: Redis | None = create_redis(settings.redis_url) if settings.redis_url else None
     tokens = JwtTokens(
-        keys={"k1": settings.jwt_secret},
-        current_kid="k1",
+        keys=dict(settings.jwt_keys),
+        current_kid=settings.jwt_keys[0][0],
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -52,6 +54,8 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from graph.app import uvicorn_options
+
     asyncio.run(_prepare(settings, migrate=settings.is_sqlite, demo=settings.is_sqlite))
     workers = args.workers
     if settings.is_sqlite and workers > 1:
@@ -63,11 +67,52 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips=list(settings.trusted_proxies),
         access_log=False,
+        **uvicorn_options(settings),
         log_level=settings.log_level.lower(),
     )
+
+
+def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
+    """Create the first admin, or promote an existing account, without going through the API."""
+    from datetime import UTC, datetime
+
+    from domain.commands import SignUp
+    from domain.errors import Conflict, DomainError
+    from domain.services.admin import AdminService
+    from domain.services.users import UserService
+    from infra.db.engine import create_engine
+    from infra.db.uow import SqlUnitOfWork
+    from infra.passwords import Argon2Hasher
+
+    password = os.environ.get("MARKETGRAPH_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+
+    async def run() -> str:
+        await _prepare(settings, migrate=settings.is_sqlite, demo=False)
+        engine = create_engine(settings)
+
+        def clock() -> datetime:
+            return datetime.now(UTC)
+
+        users = UserService(
+            lambda: SqlUnitOfWork(engine), Argon2Hasher(), clock, settings.starting_balance
+        )
+        admin = AdminService(lambda: SqlUnitOfWork(engine), clock)
+        try:
+            try:
+                await users.sign_up(SignUp(args.email, password, args.display_name))
+                created = "created"
+            except Conflict:
+                created = "promoted existing account"
+            await admin.promote_to_admin(args.email)
+            return created
+        except DomainError as error:
+            _fail(error.message)
+        finally:
+            await engine.dispose()
+
+    outcome = asyncio.run(run())
+    print(f"marketgraph: {args.email} is an admin ({outcome})", file=sys.stderr)
 
 
 def _migrate(settings: Settings) -> None:
@@ -119,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed.add_argument("--positions", type=int, default=240)
     seed.add_argument("--random-seed", type=int, default=7)
     commands.add_parser("export-schema", help="print the schema in SDL")
+    admin = commands.add_parser("create-admin", help="create (or promote) an admin account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--display-name", default="Administrator")
     args = parser.parse_args(argv)
 
     if args.command == "export-schema":
@@ -130,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(error))
     if args.command == "serve":
         _serve(settings, args)
+    elif args.command == "create-admin":
+        _create_admin(settings, args)
     elif args.command == "migrate":
         _migrate(settings)
     elif args.command == "seed":

@@ -44,7 +44,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.context import Context, Services
-from graph.errors import ErrorCode
+from graph.errors import ApiError, ErrorCode
 from graph.loaders import Loaders
 from infra.metrics import OPERATION_SECONDS, OPERATIONS
 from infra.tokens import AccessClaims, InvalidToken, JwtTokens
@@ -207,7 +207,9 @@ class GraphQLEndpoint:
                 services=self._services,
                 loaders=Loaders(self._services.readers),
                 claims=self._claims(request),
+                client_ip=request.client.host if request.client else None,
             )
+            await self._authenticate(context)
             result = await self._schema.execute(
                 gql.query,
                 variable_values=gql.variables,
@@ -351,6 +353,25 @@ class GraphQLEndpoint:
                 401,
                 ErrorCode.UNAUTHENTICATED,
                 "The access token is invalid or expired.",
+                {"WWW-Authenticate": 'Bearer realm="marketgraph", error="invalid_token"'},
+            ) from None
+
+    @staticmethod
+    async def _authenticate(context: Context) -> None:
+        """A well-signed token must also still stand: user enabled, session open, version current.
+
+        Checked before execution (one statement), so revoked credentials get the
+        same 401 as forged ones instead of partial data.
+        """
+        if context.claims is None:
+            return
+        try:
+            await context.actor()
+        except ApiError as error:
+            raise RequestFailed(
+                401,
+                ErrorCode.UNAUTHENTICATED,
+                error.message,
                 {"WWW-Authenticate": 'Bearer realm="marketgraph", error="invalid_token"'},
             ) from None
 

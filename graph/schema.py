@@ -41,7 +41,10 @@ class Query(MarketQueries, UserQueries, NodeQueries):
 
 
 @strawberry.type(
-    description="Changing things. Each mutation takes one `input` and returns a result union."
+    description="Changing things. Each mutation takes one `input` and returns a result union"
+    " of its success type and its expected errors. A mutation's result is null only when a"
+    " top-level error says why (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED), so one refused"
+    " mutation does not blank the others of the same document."
 )
 class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations):
     pass

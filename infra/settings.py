@@ -31,7 +31,8 @@ class ConfigError(Exception):
 class Settings:
     database_url: str
     redis_url: str | None
-    jwt_secret: str
+    # (key id, secret) pairs: the first signs, every one verifies (key rotation).
+    jwt_keys: tuple[tuple[str, str], ...]
     environment: str
     trusted_proxies: tuple[str, ...]
     graphiql: bool
@@ -50,6 +51,11 @@ class Settings:
     signin_account_limit: int = 5
     signin_client_limit: int = 20
     positions_public: bool = True
+
+    @property
+    def jwt_secret(self) -> str:
+        """The key new tokens are signed with."""
+        return self.jwt_keys[0][1]
 
     @property
     def is_sqlite(self) -> bool:
@@ -71,7 +77,8 @@ class Settings:
         return cls(
             database_url=database_url,
             redis_url=_redis_url(env.get("REDIS_URL") or None),
-            jwt_secret=_jwt_secret(env.get("JWT_SECRET"), production, data_dir),
+            jwt_keys=_jwt_keys(env.get("JWT_KEYS"))
+            or (("primary", _jwt_secret(env.get("JWT_SECRET"), production, data_dir)),),
             environment=environment,
             trusted_proxies=_proxies(env.get("TRUSTED_PROXIES", "127.0.0.1")),
             graphiql=_flag(env, "GRAPHIQL_ENABLED", default=not production),
@@ -137,13 +144,29 @@ def _redis_url(raw: str | None) -> str | None:
     return raw
 
 
+def _jwt_keys(raw: str | None) -> tuple[tuple[str, str], ...]:
+    if not raw or not raw.strip():
+        return ()
+    keys: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        kid, sep, secret = item.strip().partition(":")
+        if not sep or not kid or not secret:
+            raise ConfigError("JWT_KEYS: expected kid:secret[,kid:secret...]")
+        if len(secret) < 32:
+            raise ConfigError(f"JWT_KEYS: the secret of key '{kid}' must be at least 32 characters")
+        if any(kid == known for known, _ in keys):
+            raise ConfigError(f"JWT_KEYS: key id '{kid}' appears twice")
+        keys.append((kid, secret))
+    return tuple(keys)
+
+
 def _jwt_secret(raw: str | None, production: bool, data_dir: Path) -> str:
     if raw:
         if len(raw) < 32:
             raise ConfigError("JWT_SECRET: must be at least 32 characters long")
         return raw
     if production:
-        raise ConfigError("JWT_SECRET: required when MARKETGRAPH_ENV=production")
+        raise ConfigError("JWT_SECRET: required when MARKETGRAPH_ENV=production (or JWT_KEYS)")
     # Development: a random secret kept beside the embedded database, so tokens
     # survive restarts without anyone having to invent a secret.
     path = data_dir / "jwt-secret"

@@ -65,6 +65,8 @@ async def settings(
         "JWT_SECRET": uuid.uuid4().hex * 2,
         "LOG_LEVEL": "INFO",
         "REDIS_KEY_PREFIX": prefix,
+        # Every test signs in from 127.0.0.1; the per-client limit has its own test server.
+        "SIGNIN_CLIENT_LIMIT": "1000",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

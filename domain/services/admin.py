@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain import validation
 from domain.entities import LedgerKind, Market, MarketStatus, Role, User
 from domain.errors import Forbidden, InvalidState, NotFound
 from domain.policy import Actor, Permission, has_permission
@@ -76,3 +77,14 @@ class AdminService:
             market = await uow.markets.set_status(market.id, MarketStatus.CANCELLED, now)
             await uow.commit()
         return market
+
+    async def promote_to_admin(self, email: str) -> User:
+        """Make the account with this email an admin: bootstrapping, run by an operator."""
+        async with self._uow() as uow:
+            creds = await uow.users.credentials_by_email(validation.email(email))
+            if creds is None:
+                raise NotFound("No account has that email.")
+            user = await uow.users.set_role(creds.id, Role.ADMIN)
+            assert user is not None
+            await uow.commit()
+        return user

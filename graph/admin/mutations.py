@@ -81,7 +81,7 @@ class AdminMutations:
         self,
         info: Info[Context, None],
         input: Annotated[SetUserRoleInput, strawberry.argument(description="User and role.")],
-    ) -> UserChangeResult:
+    ) -> UserChangeResult | None:
         actor = await info.context.require_actor()
         try:
             user_id = _id(input.user_id, "User", "userId")
@@ -100,7 +100,7 @@ class AdminMutations:
         self,
         info: Info[Context, None],
         input: Annotated[UserIdInput, strawberry.argument(description="Which user.")],
-    ) -> UserChangeResult:
+    ) -> UserChangeResult | None:
         return await _set_disabled(info, input, disabled=True)
 
     @strawberry.mutation(
@@ -111,7 +111,7 @@ class AdminMutations:
         self,
         info: Info[Context, None],
         input: Annotated[UserIdInput, strawberry.argument(description="Which user.")],
-    ) -> UserChangeResult:
+    ) -> UserChangeResult | None:
         return await _set_disabled(info, input, disabled=False)
 
     @strawberry.mutation(
@@ -122,7 +122,7 @@ class AdminMutations:
         self,
         info: Info[Context, None],
         input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
-    ) -> MarketChangeResult:
+    ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
         try:
             market_id = _id(input.id, "Market", "id")
@@ -140,7 +140,7 @@ class AdminMutations:
         self,
         info: Info[Context, None],
         input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
-    ) -> MarketChangeResult:
+    ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
         try:
             market_id = _id(input.id, "Market", "id")

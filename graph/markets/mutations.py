@@ -127,7 +127,7 @@ class MarketMutations:
         self,
         info: Info[Context, None],
         input: Annotated[CreateMarketInput, strawberry.argument(description="The new market.")],
-    ) -> CreateMarketResult:
+    ) -> CreateMarketResult | None:
         actor = await info.context.require_actor()
         command = CreateMarket(
             name=input.name,
@@ -148,7 +148,7 @@ class MarketMutations:
         self,
         info: Info[Context, None],
         input: Annotated[UpdateMarketInput, strawberry.argument(description="The changes.")],
-    ) -> UpdateMarketResult:
+    ) -> UpdateMarketResult | None:
         actor = await info.context.require_actor()
         try:
             market = await info.context.services.markets.update(actor, input.to_command())
@@ -164,7 +164,7 @@ class MarketMutations:
         self,
         info: Info[Context, None],
         input: Annotated[DeleteMarketInput, strawberry.argument(description="Which market.")],
-    ) -> DeleteMarketResult:
+    ) -> DeleteMarketResult | None:
         actor = await info.context.require_actor()
         try:
             await info.context.services.markets.delete(actor, _market_id(input.id))

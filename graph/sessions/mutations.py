@@ -127,7 +127,7 @@ class SessionMutations:
         self,
         info: Info[Context, None],
         input: Annotated[SignInInput, strawberry.argument(description="The credentials.")],
-    ) -> SignInResult:
+    ) -> SignInResult | None:
         command = SignIn(
             email=input.email, password=input.password, client_ip=info.context.client_ip
         )
@@ -147,7 +147,7 @@ class SessionMutations:
         self,
         info: Info[Context, None],
         input: Annotated[RefreshSessionInput, strawberry.argument(description="The token.")],
-    ) -> RefreshSessionResult:
+    ) -> RefreshSessionResult | None:
         try:
             session = await info.context.services.sessions.refresh(input.refresh_token)
         except DomainError as error:
@@ -158,7 +158,7 @@ class SessionMutations:
         description="End this session: its refresh token and access tokens stop working.",
         extensions=signed_in(),
     )
-    async def sign_out(self, info: Info[Context, None]) -> SignOutSuccess:
+    async def sign_out(self, info: Info[Context, None]) -> SignOutSuccess | None:
         await info.context.services.sessions.sign_out(await info.context.require_actor())
         return SignOutSuccess(signed_out=True)
 
@@ -166,7 +166,7 @@ class SessionMutations:
         description="End every session of the viewer and invalidate every access token.",
         extensions=signed_in(),
     )
-    async def sign_out_everywhere(self, info: Info[Context, None]) -> SignOutSuccess:
+    async def sign_out_everywhere(self, info: Info[Context, None]) -> SignOutSuccess | None:
         await info.context.services.sessions.sign_out_everywhere(await info.context.require_actor())
         return SignOutSuccess(signed_out=True)
 
@@ -178,7 +178,7 @@ class SessionMutations:
         self,
         info: Info[Context, None],
         input: Annotated[ChangePasswordInput, strawberry.argument(description="The passwords.")],
-    ) -> ChangePasswordResult:
+    ) -> ChangePasswordResult | None:
         actor = await info.context.require_actor()
         command = ChangePassword(
             current_password=input.current_password, new_password=input.new_password

@@ -41,7 +41,7 @@ class UserMutations:
         self,
         info: Info[Context, None],
         input: Annotated[SignUpInput, strawberry.argument(description="The new account.")],
-    ) -> SignUpResult:
+    ) -> SignUpResult | None:
         command = SignUp(
             email=input.email, password=input.password, display_name=input.display_name
         )

@@ -1,0 +1,192 @@
+"""Sign-in throttling: counted per signIn execution, and holding without Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from infra.settings import Settings
+from tests.support import LiveServer, MakeAccount, free_port
+
+ACCOUNT_LIMIT = 5
+
+
+def aliased_sign_ins(count: int) -> str:
+    fields = "\n".join(
+        f"  a{i}: signIn(input: {{email: $email, password: $password}}) {{ __typename }}"
+        for i in range(count)
+    )
+    return f"mutation ($email: String!, $password: String!) {{\n{fields}\n}}"
+
+
+async def attempt(
+    http: httpx.AsyncClient, count: int, email: str, password: str, client: str
+) -> dict[str, Any]:
+    response = await http.post(
+        "/graphql",
+        json={
+            "query": aliased_sign_ins(count),
+            "variables": {"email": email, "password": password},
+        },
+        headers={"X-Forwarded-For": client},
+    )
+    assert response.status_code == 200, response.text
+    payload: dict[str, Any] = response.json()
+    return payload
+
+
+def outcomes(payload: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The typenames of the fields that ran, and the RATE_LIMITED errors of those that didn't."""
+    data = payload.get("data") or {}
+    typenames = [v["__typename"] for v in data.values() if v is not None]
+    limited = [e for e in payload.get("errors", []) if e["extensions"]["code"] == "RATE_LIMITED"]
+    return typenames, limited
+
+
+def unknown_email() -> str:
+    return f"nobody.{uuid.uuid4().hex}@example.com"
+
+
+def fresh_client() -> str:
+    return f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+
+
+@pytest.fixture
+def client_address() -> str:
+    # Distinct TEST-NET addresses keep the per-client window of one test out of another's.
+    return f"198.51.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+
+async def test_twenty_aliased_attempts_count_as_twenty(
+    http: httpx.AsyncClient, make_account: MakeAccount, client_address: str
+) -> None:
+    account = await make_account("Aliased Target")
+    payload = await attempt(http, 20, account.email, "wrong password!", client_address)
+    typenames, limited = outcomes(payload)
+    assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
+    assert len(limited) == 20 - ACCOUNT_LIMIT
+    assert all(0 < e["extensions"]["retryAfter"] <= 300 for e in limited)
+    # The account is locked now, even for the right password, and from another client.
+    again = await attempt(http, 1, account.email, account.password, fresh_client())
+    assert outcomes(again)[1], again
+
+
+async def test_a_success_does_not_count_against_the_account(
+    http: httpx.AsyncClient, make_account: MakeAccount, client_address: str
+) -> None:
+    account = await make_account("Often Signs In")
+    payload = await attempt(http, 8, account.email, account.password, client_address)
+    typenames, limited = outcomes(payload)
+    assert typenames == ["SignInSuccess"] * 8
+    assert limited == []
+
+
+async def test_the_per_client_limit_spans_accounts(settings: Settings, client_address: str) -> None:
+    # A server of its own with a small per-client limit: the shared one allows more,
+    # since every test signs in from the same address.
+    live = LiveServer(dataclasses.replace(settings, signin_client_limit=8))
+    live.start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            for _ in range(2):
+                # Four failures per unknown email stays under the per-account limit.
+                await attempt(http, 4, unknown_email(), "x" * 10, client_address)
+            payload = await attempt(http, 1, unknown_email(), "x" * 10, client_address)
+            assert outcomes(payload)[1], payload
+            elsewhere = await attempt(http, 1, unknown_email(), "x" * 10, fresh_client())
+            assert outcomes(elsewhere)[0] == ["InvalidCredentialsError"]
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A redis-server of this test's own on a spare port, so it can be stopped and frozen."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed for the Redis fault tests"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    client.close()
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+async def faulty_server(
+    settings: Settings, private_redis: tuple[subprocess.Popen[bytes], int]
+) -> AsyncIterator[tuple[httpx.AsyncClient, subprocess.Popen[bytes]]]:
+    process, port = private_redis
+    live = LiveServer(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+    live.start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            yield http, process
+    finally:
+        live.stop()
+
+
+async def test_throttling_holds_with_redis_stopped(
+    faulty_server: tuple[httpx.AsyncClient, subprocess.Popen[bytes]],
+    make_account: MakeAccount,
+    client_address: str,
+) -> None:
+    http, redis_process = faulty_server
+    account = await make_account("Redis Down Target")
+    first = await attempt(http, 2, account.email, "wrong password!", client_address)
+    assert outcomes(first)[0] == ["InvalidCredentialsError"] * 2
+    redis_process.terminate()
+    redis_process.wait(timeout=10)
+    ready = await http.get("/health/ready")
+    assert ready.status_code == 503
+    payload = await attempt(http, 20, account.email, "wrong password!", client_address)
+    typenames, limited = outcomes(payload)
+    assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
+    assert len(limited) == 20 - ACCOUNT_LIMIT
+
+
+async def test_throttling_holds_with_redis_frozen(
+    faulty_server: tuple[httpx.AsyncClient, subprocess.Popen[bytes]],
+    make_account: MakeAccount,
+    client_address: str,
+) -> None:
+    http, redis_process = faulty_server
+    account = await make_account("Redis Frozen Target")
+    os.kill(redis_process.pid, signal.SIGSTOP)
+    try:
+        payload = await attempt(http, 20, account.email, "wrong password!", client_address)
+    finally:
+        os.kill(redis_process.pid, signal.SIGCONT)
+    typenames, limited = outcomes(payload)
+    assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
+    assert len(limited) == 20 - ACCOUNT_LIMIT
