@@ -78,14 +78,12 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     from datetime import UTC, datetime
 
     from domain.commands import SignUp
-    from domain.errors import Conflict, DomainError
+    from domain.errors import DomainError, NotFound
     from domain.services.admin import AdminService
     from domain.services.users import UserService
     from infra.db.engine import create_engine
     from infra.db.uow import SqlUnitOfWork
     from infra.passwords import Argon2Hasher
-
-    password = os.environ.get("MARKETGRAPH_ADMIN_PASSWORD") or getpass.getpass("Password: ")
 
     async def run() -> str:
         await _prepare(settings, migrate=settings.is_sqlite, demo=False)
@@ -100,12 +98,16 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
         admin = AdminService(lambda: SqlUnitOfWork(engine), clock)
         try:
             try:
-                await users.sign_up(SignUp(args.email, password, args.display_name))
-                created = "created"
-            except Conflict:
-                created = "promoted existing account"
+                await admin.promote_to_admin(args.email)
+                return "promoted existing account"
+            except NotFound:
+                pass
+            password = os.environ.get("MARKETGRAPH_ADMIN_PASSWORD") or getpass.getpass(
+                "Password for the new admin: "
+            )
+            await users.sign_up(SignUp(args.email, password, args.display_name))
             await admin.promote_to_admin(args.email)
-            return created
+            return "created"
         except DomainError as error:
             _fail(error.message)
         finally:

@@ -13,7 +13,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from infra.db.migrate import head_revision
-from tests.support import free_port
+from infra.settings import Settings
+from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port
 
 MARKETGRAPH = str(Path(sys.executable).with_name("marketgraph"))
 ADMIN_DATABASE_URL = os.environ.get(
@@ -177,3 +178,38 @@ async def test_sqlite_file_that_is_not_a_database_stops_serve(tmp_path: Path) ->
     assert run.stderr_lines[0].startswith("marketgraph: DATABASE_URL: ")
     assert "not a database" in run.stderr_lines[0]
     assert impostor.read_text() == "this is a text file, not SQLite\n" * 100
+
+
+async def test_create_admin_creates_then_promotes(
+    tmp_path: Path, settings: Settings, gql: GraphQLClient, make_account: MakeAccount
+) -> None:
+    env = {"DATABASE_URL": settings.database_url, "JWT_SECRET": SECRET}
+    email = f"first.admin.{uuid.uuid4().hex[:8]}@example.com"
+    created = await marketgraph(
+        tmp_path,
+        "create-admin",
+        "--email",
+        email,
+        "--display-name",
+        "First Admin",
+        MARKETGRAPH_ADMIN_PASSWORD=PASSWORD,
+        **env,
+    )
+    assert created.returncode == 0, created.stderr_lines
+    assert "created" in created.stderr_lines[-1]
+    signed = await gql.data(
+        "mutation ($i: SignInInput!) { signIn(input: $i) {"
+        " ... on SignInSuccess { user { role displayName } } } }",
+        {"i": {"email": email, "password": PASSWORD}},
+    )
+    assert signed["signIn"]["user"] == {"role": "ADMIN", "displayName": "First Admin"}
+
+    existing = await make_account("Promoted Later")
+    promoted = await marketgraph(
+        tmp_path, "create-admin", "--email", existing.email, MARKETGRAPH_ADMIN_PASSWORD="x", **env
+    )
+    assert promoted.returncode == 0, promoted.stderr_lines
+    assert "promoted" in promoted.stderr_lines[-1]
+    viewer = await gql.data("{ viewer { role permissions } }", token=existing.token)
+    assert viewer["viewer"]["role"] == "ADMIN"
+    assert "user:manage" in viewer["viewer"]["permissions"]
