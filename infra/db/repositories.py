@@ -64,14 +64,7 @@ class SqlUserRepository:
         return None if row is None else to_user(row)
 
     async def credentials_by_email(self, email: str) -> UserCredentials | None:
-        row = (
-            await self._conn.execute(
-                sa.select(
-                    users.c.id, users.c.password_hash, users.c.disabled, users.c.token_version
-                ).where(users.c.email == email)
-            )
-        ).one_or_none()
-        return None if row is None else UserCredentials(*row)
+        return await self._credentials(users.c.email == email)
 
     async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
         await self._conn.execute(
@@ -79,13 +72,13 @@ class SqlUserRepository:
         )
 
     async def credentials(self, user_id: UUID) -> UserCredentials | None:
-        row = (
-            await self._conn.execute(
-                sa.select(
-                    users.c.id, users.c.password_hash, users.c.disabled, users.c.token_version
-                ).where(users.c.id == user_id)
-            )
-        ).one_or_none()
+        return await self._credentials(users.c.id == user_id)
+
+    async def _credentials(self, where: sa.ColumnElement[bool]) -> UserCredentials | None:
+        stmt = sa.select(
+            users.c.id, users.c.password_hash, users.c.disabled, users.c.token_version
+        ).where(where)
+        row = (await self._conn.execute(stmt)).one_or_none()
         return None if row is None else UserCredentials(*row)
 
     async def bump_token_version(self, user_id: UUID) -> None:
