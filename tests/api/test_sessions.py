@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support import PASSWORD, GraphQLClient, MakeAccount
@@ -38,9 +40,9 @@ mutation ($input: ChangePasswordInput!) {
 VIEWER = "{ viewer { id } }"
 
 
-async def _refresh(gql: GraphQLClient, token: str) -> dict[str, str]:
+async def _refresh(gql: GraphQLClient, token: str) -> dict[str, Any]:
     data = await gql.data(REFRESH, {"token": token})
-    result: dict[str, str] = data["refreshSession"]
+    result: dict[str, Any] = data["refreshSession"]
     return result
 
 
