@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 
 POSITIONS_SORT = "positions:created_at:asc"
 EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
+
+
+@lru_cache(maxsize=65_536)
+def _shown_yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
+    # Reads far outnumber trades, so most markets are priced from the same state
+    # again and again; the exponentials cost more than the rest of the object.
+    return display_price(yes_price(q_yes, q_no, b))
 
 
 async def _zero() -> int:
@@ -60,7 +68,7 @@ class MarketType(Node):
 
     @classmethod
     def from_entity(cls, market: Market) -> MarketType:
-        price = display_price(yes_price(market.q_yes, market.q_no, market.liquidity))
+        price = _shown_yes_price(market.q_yes, market.q_no, market.liquidity)
         return cls(
             id=strawberry.ID(to_global_id("Market", market.id)),
             name=market.name,
