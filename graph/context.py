@@ -72,6 +72,13 @@ class Context:
             user_id=identity.user.id, role=identity.user.role, session_id=claims.session_id
         )
 
+    def signed_in_as(self, actor: Actor) -> None:
+        """The request just opened a session (``signIn``, ``refreshSession``): from here on
+        it acts as that user, so the result shows them their own private fields."""
+        future: asyncio.Future[Actor | None] = asyncio.get_running_loop().create_future()
+        future.set_result(actor)
+        self._actor = future
+
     async def require_actor(self) -> Actor:
         actor = await self.actor()
         if actor is None:

@@ -36,6 +36,7 @@ SIGN_IN_WINDOW_SECONDS = 300
 @dataclass(frozen=True, slots=True)
 class Session:
     user: User
+    session_id: uuid.UUID
     access: AccessToken
     refresh_token: str
     refresh_expires_at: datetime
@@ -181,6 +182,7 @@ class SessionService:
         )
         return Session(
             user=user,
+            session_id=session_id,
             access=self._tokens.issue_access(user, session_id),
             refresh_token=token,
             refresh_expires_at=expires,

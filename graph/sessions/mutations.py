@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from domain.commands import ChangePassword, SignIn
 from domain.errors import DomainError, RateLimited
+from domain.policy import Actor
 from domain.services.sessions import Session
 from graph.context import Context
 from graph.errors import (
@@ -48,7 +49,10 @@ class SessionTokens:
     user: UserType = strawberry.field(description="The signed-in user.")
 
     @classmethod
-    def tokens(cls, session: Session) -> dict[str, object]:
+    def tokens(cls, session: Session, context: Context) -> dict[str, object]:
+        context.signed_in_as(
+            Actor(user_id=session.user.id, role=session.user.role, session_id=session.session_id)
+        )
         return {
             "access_token": session.access.token,
             "token_type": "Bearer",
@@ -137,7 +141,7 @@ class SessionMutations:
             raise rate_limited(error) from None
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
-        return SignInSuccess(**SessionTokens.tokens(session))  # type: ignore[arg-type]
+        return SignInSuccess(**SessionTokens.tokens(session, info.context))  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="Spend a refresh token for new tokens. Reusing a spent refresh token ends"
@@ -152,7 +156,7 @@ class SessionMutations:
             session = await info.context.services.sessions.refresh(input.refresh_token)
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
-        return RefreshSessionSuccess(**SessionTokens.tokens(session))  # type: ignore[arg-type]
+        return RefreshSessionSuccess(**SessionTokens.tokens(session, info.context))  # type: ignore[arg-type]
 
     @strawberry.mutation(
         description="End this session: its refresh token and access tokens stop working.",

@@ -152,3 +152,22 @@ async def test_change_password_requires_the_current_password(
         "code": "VALIDATION_FAILED",
     }
     assert await _viewer_status(gql, account.token) == 200
+
+
+async def test_sign_in_and_refresh_show_the_user_their_own_private_fields(
+    gql: GraphQLClient, make_account: MakeAccount, backend: str
+) -> None:
+    account = await make_account("Sees Self")
+    signed = await gql.data(
+        "mutation ($input: SignInInput!) { signIn(input: $input) {"
+        " ... on SignInSuccess { refreshToken user { email balance } } } }",
+        {"input": {"email": account.email, "password": PASSWORD}},
+    )
+    assert signed["signIn"]["user"]["email"] == account.email
+    assert signed["signIn"]["user"]["balance"] is not None
+    refreshed = await gql.data(
+        "mutation ($t: String!) { refreshSession(input: {refreshToken: $t}) {"
+        " ... on RefreshSessionSuccess { user { email } } } }",
+        {"t": signed["signIn"]["refreshToken"]},
+    )
+    assert refreshed["refreshSession"]["user"]["email"] == account.email
