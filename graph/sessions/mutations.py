@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
 import strawberry
 from strawberry.types import Info
@@ -49,18 +49,19 @@ class SessionTokens:
     user: UserType = strawberry.field(description="The signed-in user.")
 
     @classmethod
-    def tokens(cls, session: Session, context: Context) -> dict[str, object]:
+    def of(cls, session: Session, context: Context) -> Self:
+        """The result for a session this request just opened; it now acts as that user."""
         context.signed_in_as(
             Actor(user_id=session.user.id, role=session.user.role, session_id=session.session_id)
         )
-        return {
-            "access_token": session.access.token,
-            "token_type": "Bearer",
-            "expires_at": session.access.expires_at,
-            "refresh_token": session.refresh_token,
-            "refresh_token_expires_at": session.refresh_expires_at,
-            "user": UserType.from_entity(session.user),
-        }
+        return cls(
+            access_token=session.access.token,
+            token_type="Bearer",
+            expires_at=session.access.expires_at,
+            refresh_token=session.refresh_token,
+            refresh_token_expires_at=session.refresh_expires_at,
+            user=UserType.from_entity(session.user),
+        )
 
 
 @strawberry.input(description="Credentials to sign in with.")
@@ -141,7 +142,7 @@ class SessionMutations:
             raise rate_limited(error) from None
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
-        return SignInSuccess(**SessionTokens.tokens(session, info.context))  # type: ignore[arg-type]
+        return SignInSuccess.of(session, info.context)
 
     @strawberry.mutation(
         description="Spend a refresh token for new tokens. Reusing a spent refresh token ends"
@@ -156,7 +157,7 @@ class SessionMutations:
             session = await info.context.services.sessions.refresh(input.refresh_token)
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
-        return RefreshSessionSuccess(**SessionTokens.tokens(session, info.context))  # type: ignore[arg-type]
+        return RefreshSessionSuccess.of(session, info.context)
 
     @strawberry.mutation(
         description="End this session: its refresh token and access tokens stop working.",
