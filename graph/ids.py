@@ -6,6 +6,7 @@ import base64
 import binascii
 from uuid import UUID
 
+from domain.errors import InvalidInput
 from graph.errors import bad_input
 
 TYPES = ("Market", "User", "Position")
@@ -32,4 +33,12 @@ def expect_id(value: str, type_name: str, argument: str) -> UUID:
     parsed = from_global_id(value)
     if parsed is None or parsed[0] != type_name:
         raise bad_input(f"'{argument}' is not a {type_name} id.", argument)
+    return parsed[1]
+
+
+def input_id(value: str, type_name: str, field: str) -> UUID:
+    """The UUID of a global id in a mutation input; a wrong one is invalid input of ``field``."""
+    parsed = from_global_id(value)
+    if parsed is None or parsed[0] != type_name:
+        raise InvalidInput(field, f"This is not a {type_name} id.")
     return parsed[1]

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from domain.entities import Role as DomainRole
-from domain.errors import DomainError, InvalidInput
+from domain.errors import DomainError
 from domain.policy import Permission
 from graph.context import Context
 from graph.enums import Role
 from graph.errors import InvalidStateError, NotFoundError, ValidationError, error_result
-from graph.ids import from_global_id
+from graph.ids import input_id
 from graph.markets.types import MarketType
 from graph.permissions import requires
 from graph.users.types import UserType
-
-
-def _id(value: str, type_name: str, field: str) -> UUID:
-    parsed = from_global_id(value)
-    if parsed is None or parsed[0] != type_name:
-        raise InvalidInput(field, f"This is not a {type_name} id.")
-    return parsed[1]
 
 
 @strawberry.input(description="Whose role to set, and to what.")
@@ -84,7 +76,7 @@ class AdminMutations:
     ) -> UserChangeResult | None:
         actor = await info.context.require_actor()
         try:
-            user_id = _id(input.user_id, "User", "userId")
+            user_id = input_id(input.user_id, "User", "userId")
             role = DomainRole[input.role.name]
             user = await info.context.services.admin.set_role(actor, user_id, role)
         except DomainError as error:
@@ -125,7 +117,7 @@ class AdminMutations:
     ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
         try:
-            market_id = _id(input.id, "Market", "id")
+            market_id = input_id(input.id, "Market", "id")
             market = await info.context.services.admin.close_market(actor, market_id)
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
@@ -143,7 +135,7 @@ class AdminMutations:
     ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
         try:
-            market_id = _id(input.id, "Market", "id")
+            market_id = input_id(input.id, "Market", "id")
             market = await info.context.services.admin.cancel_market(actor, market_id)
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
@@ -155,7 +147,7 @@ async def _set_disabled(
 ) -> UserChangeResult:
     actor = await info.context.require_actor()
     try:
-        user_id = _id(input.user_id, "User", "userId")
+        user_id = input_id(input.user_id, "User", "userId")
         user = await info.context.services.admin.set_disabled(actor, user_id, disabled)
     except DomainError as error:
         return error_result(error)  # type: ignore[return-value]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
 from domain.commands import UNSET, CreateMarket, UpdateMarket
 from domain.errors import DomainError, InvalidInput
+from domain.policy import Permission
 from graph.context import Context
 from graph.errors import (
     ConflictError,
@@ -21,16 +21,9 @@ from graph.errors import (
     ValidationError,
     error_result,
 )
-from graph.ids import from_global_id
+from graph.ids import input_id
 from graph.markets.types import MarketType
-from graph.permissions import IsAuthenticated
-
-
-def _market_id(value: str) -> UUID:
-    parsed = from_global_id(value)
-    if parsed is None or parsed[0] != "Market":
-        raise InvalidInput("id", "This is not a Market id.")
-    return parsed[1]
+from graph.permissions import requires, signed_in
 
 
 @strawberry.input(description="A new market.")
@@ -78,7 +71,7 @@ class UpdateMarketInput:
         if self.end_date is None:
             raise InvalidInput("endDate", "'endDate' cannot be cleared.")
         return UpdateMarket(
-            market_id=_market_id(self.id),
+            market_id=input_id(self.id, "Market", "id"),
             name=UNSET if self.name is strawberry.UNSET else self.name,
             description=UNSET if self.description is strawberry.UNSET else self.description,
             end_date=UNSET if self.end_date is strawberry.UNSET else self.end_date,
@@ -121,7 +114,7 @@ DeleteMarketResult = Annotated[
 class MarketMutations:
     @strawberry.mutation(
         description="Open a new market. The creator may edit it while it is active.",
-        permission_classes=[IsAuthenticated],
+        extensions=requires(Permission.MARKET_CREATE),
     )
     async def create_market(
         self,
@@ -141,9 +134,7 @@ class MarketMutations:
             return error_result(error)  # type: ignore[return-value]
         return CreateMarketSuccess(market=MarketType.from_entity(market))
 
-    @strawberry.mutation(
-        description="Change your own active market.", permission_classes=[IsAuthenticated]
-    )
+    @strawberry.mutation(description="Change your own active market.", extensions=signed_in())
     async def update_market(
         self,
         info: Info[Context, None],
@@ -158,7 +149,7 @@ class MarketMutations:
 
     @strawberry.mutation(
         description="Delete your own active market while nobody has traded in it.",
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     async def delete_market(
         self,
@@ -167,7 +158,7 @@ class MarketMutations:
     ) -> DeleteMarketResult | None:
         actor = await info.context.require_actor()
         try:
-            await info.context.services.markets.delete(actor, _market_id(input.id))
+            await info.context.services.markets.delete(actor, input_id(input.id, "Market", "id"))
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
         return DeleteMarketSuccess(deleted_id=input.id)
