@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -20,6 +21,7 @@ from graph.enums import MarketStatus, Outcome
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
+from graph.selection import items_select
 from infra.db.readers import ChildPageKey
 
 if TYPE_CHECKING:
@@ -35,6 +37,26 @@ def _shown_yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
     # Reads far outnumber trades, so most markets are priced from the same state
     # again and again; the exponentials cost more than the rest of the object.
     return display_price(yes_price(q_yes, q_no, b))
+
+
+async def _position_nodes(
+    info: Info[Context, None], page: Page[Position]
+) -> Callable[[Position], PositionType]:
+    """How to build the page's positions: with their users fetched ahead when asked for.
+
+    The users still come through the ``user_by_id`` loader, so the pages of all
+    markets share one batch; what is saved is a resolver coroutine per position.
+    """
+    from graph.positions.types import PositionType
+    from graph.users.types import UserType
+
+    if not page.items or not items_select(info, "user"):
+        return PositionType.from_entity
+    loaded = await info.context.loaders.user_by_id.load_many(
+        [position.user_id for _, position in page.items]
+    )
+    holders = {user.id: UserType.from_entity(user) for user in loaded if user is not None}
+    return lambda position: PositionType.from_entity(position, holders.get(position.user_id))
 
 
 async def _zero() -> int:
@@ -125,7 +147,7 @@ class MarketType(Node):
             return connection(
                 page,
                 POSITIONS_SORT,
-                PositionType.from_entity,
+                await _position_nodes(info, page),
                 lambda: loaders.count(loaders.position_count_by_market, self.market_id),
             )
         if actor is None:
@@ -137,6 +159,6 @@ class MarketType(Node):
         return connection(
             page,
             POSITIONS_SORT,
-            PositionType.from_entity,
+            await _position_nodes(info, page),
             lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
         )

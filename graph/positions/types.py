@@ -29,9 +29,11 @@ class PositionType(Node):
     created_at: datetime = strawberry.field(description="When the first share was bought (UTC).")
     market_id: strawberry.Private[UUID]
     user_id: strawberry.Private[UUID]
+    holder: strawberry.Private[UserType | None]
 
     @classmethod
-    def from_entity(cls, position: Position) -> PositionType:
+    def from_entity(cls, position: Position, holder: UserType | None = None) -> PositionType:
+        """``holder`` is the position's user when the caller fetched it ahead."""
         return cls(
             id=strawberry.ID(to_global_id("Position", position.id)),
             outcome=Outcome(position.outcome.value),
@@ -40,6 +42,7 @@ class PositionType(Node):
             created_at=position.created_at,
             market_id=position.market_id,
             user_id=position.user_id,
+            holder=holder,
         )
 
     @strawberry.field(description="The market the shares are in.")
@@ -53,11 +56,20 @@ class PositionType(Node):
         return MarketType.from_entity(market)
 
     @strawberry.field(description="The holder.")
-    async def user(
+    def user(
         self, info: Info[Context, None]
     ) -> Annotated[UserType, strawberry.lazy("graph.users.types")]:
-        from graph.users.types import UserType
+        # Fetched ahead by the list this position came from, or loaded now. Returning the
+        # awaitable from a plain resolver lets graphql-core await only when needed, which
+        # spares the common case (a page of positions with their users) a coroutine per item.
+        if self.holder is not None:
+            return self.holder
+        return _load_user(info.context, self.user_id)  # type: ignore[return-value]
 
-        user = await info.context.loaders.user(self.user_id)
-        assert user is not None, "a position's user always exists (foreign key)"
-        return UserType.from_entity(user)
+
+async def _load_user(context: Context, user_id: UUID) -> UserType:
+    from graph.users.types import UserType
+
+    user = await context.loaders.user(user_id)
+    assert user is not None, "a position's user always exists (foreign key)"
+    return UserType.from_entity(user)

@@ -220,3 +220,45 @@ async def test_the_viewer_costs_one_lookup_per_request_at_most(
     )
     assert data["market"]["creator"]["email"] is None
     assert count <= 3, server.sql.statements
+
+
+HOLDER_SHAPES = {
+    "nodes": "positions(first: 10) { nodes { user { displayName } } }",
+    "edges": "positions(first: 10) { edges { node { user { displayName } } } }",
+    "fragment": "positions(first: 10) { nodes { ...Holder } }",
+    "inline fragment": (
+        "positions(first: 10) { nodes { ... on Position { user { displayName } } } }"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(HOLDER_SHAPES))
+async def test_position_holders_cost_one_batch_however_they_are_asked_for(
+    gql: GraphQLClient, server: LiveServer, crowd: Crowd, shape: str
+) -> None:
+    # The holders are fetched ahead when the page's items select `user`: through
+    # nodes, edges or fragments alike, all markets' holders still come in one statement.
+    query = (
+        "query ($token: String!) { markets(first: 20, filter: {status: ACTIVE,"
+        " nameContains: $token}, orderBy: {field: VOLUME, direction: DESC}) {"
+        f" nodes {{ id {HOLDER_SHAPES[shape]} }} }} }}"
+    )
+    if shape == "fragment":
+        query += " fragment Holder on Position { user { displayName } }"
+    data, count = await counted(gql, server, query, {"token": crowd.token})
+    for node in data["markets"]["nodes"]:
+        page = node["positions"]
+        items = page["nodes"] if "nodes" in page else [e["node"] for e in page["edges"]]
+        assert [p["user"]["displayName"] for p in items] == crowd.holders[node["id"]]
+    assert count == 3, server.sql.statements  # markets, positions, holders
+
+
+async def test_positions_without_holders_fetch_no_users(
+    gql: GraphQLClient, server: LiveServer, crowd: Crowd
+) -> None:
+    query = (
+        "query ($token: String!) { markets(first: 20, filter: {status: ACTIVE,"
+        " nameContains: $token}) { nodes { positions(first: 10) { nodes { shares } } } } }"
+    )
+    _, count = await counted(gql, server, query, {"token": crowd.token})
+    assert count == 2, server.sql.statements  # markets, positions
