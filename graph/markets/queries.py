@@ -16,7 +16,7 @@ from graph.context import Context
 from graph.enums import MarketOrderField, MarketStatus, OrderDirection
 from graph.errors import bad_input
 from graph.ids import expect_id
-from graph.markets.types import MarketType
+from graph.markets.types import MarketType, market_nodes
 from graph.pagination import Connection, connection, page_request
 
 NAME_CONTAINS_MAX = 200
@@ -134,6 +134,5 @@ class MarketQueries:
             ),
             request,
         )
-        return connection(
-            page, sort, MarketType.from_entity, lambda: readers.market_count(criteria)
-        )
+        to_node = await market_nodes(info, [market for _, market in page.items])
+        return connection(page, sort, to_node, lambda: readers.market_count(criteria))

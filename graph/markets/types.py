@@ -22,6 +22,7 @@ from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
 from graph.selection import items_select
+from graph.users.loading import load_user
 from infra.db.readers import ChildPageKey
 
 if TYPE_CHECKING:
@@ -37,6 +38,19 @@ def _shown_yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
     # Reads far outnumber trades, so most markets are priced from the same state
     # again and again; the exponentials cost more than the rest of the object.
     return display_price(yes_price(q_yes, q_no, b))
+
+
+async def market_nodes(
+    info: Info[Context, None], markets: list[Market]
+) -> Callable[[Market], MarketType]:
+    """How to build a list's markets: with their creators fetched ahead when asked for."""
+    from graph.users.types import UserType
+
+    if not markets or not items_select(info, "creator"):
+        return MarketType.from_entity
+    loaded = await info.context.loaders.user_by_id.load_many([m.creator_id for m in markets])
+    creators = {user.id: UserType.from_entity(user) for user in loaded if user is not None}
+    return lambda market: MarketType.from_entity(market, creators.get(market.creator_id))
 
 
 async def _position_nodes(
@@ -87,9 +101,11 @@ class MarketType(Node):
     updated_at: datetime = strawberry.field(description="When the market last changed (UTC).")
     market_id: strawberry.Private[UUID]
     creator_id: strawberry.Private[UUID]
+    prefetched_creator: strawberry.Private[UserType | None]
 
     @classmethod
-    def from_entity(cls, market: Market) -> MarketType:
+    def from_entity(cls, market: Market, creator: UserType | None = None) -> MarketType:
+        """``creator`` is the market's creator when the caller fetched it ahead."""
         price = _shown_yes_price(market.q_yes, market.q_no, market.liquidity)
         return cls(
             id=strawberry.ID(to_global_id("Market", market.id)),
@@ -108,17 +124,18 @@ class MarketType(Node):
             updated_at=market.updated_at,
             market_id=market.id,
             creator_id=market.creator_id,
+            prefetched_creator=creator,
         )
 
     @strawberry.field(description="The user who created the market.")
-    async def creator(
+    def creator(
         self, info: Info[Context, None]
     ) -> Annotated[UserType, strawberry.lazy("graph.users.types")]:
-        from graph.users.types import UserType
-
-        user = await info.context.loaders.user(self.creator_id)
-        assert user is not None, "a market's creator always exists (foreign key)"
-        return UserType.from_entity(user)
+        # Fetched ahead by the list this market came from, or an awaitable from the
+        # loader (graphql-core awaits what a plain resolver returns, when it must).
+        if self.prefetched_creator is not None:
+            return self.prefetched_creator
+        return load_user(info.context, self.creator_id)  # type: ignore[return-value]
 
     @strawberry.field(
         description="Holdings in this market, oldest first. Where positions are configured"

@@ -15,6 +15,7 @@ from graph.context import Context
 from graph.enums import Outcome
 from graph.ids import to_global_id
 from graph.node import Node
+from graph.users.loading import load_user
 
 if TYPE_CHECKING:
     from graph.markets.types import MarketType
@@ -64,12 +65,4 @@ class PositionType(Node):
         # spares the common case (a page of positions with their users) a coroutine per item.
         if self.holder is not None:
             return self.holder
-        return _load_user(info.context, self.user_id)  # type: ignore[return-value]
-
-
-async def _load_user(context: Context, user_id: UUID) -> UserType:
-    from graph.users.types import UserType
-
-    user = await context.loaders.user(user_id)
-    assert user is not None, "a position's user always exists (foreign key)"
-    return UserType.from_entity(user)
+        return load_user(info.context, self.user_id)  # type: ignore[return-value]

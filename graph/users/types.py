@@ -98,7 +98,7 @@ class UserType(Node):
     async def markets(
         self, info: Info[Context, None], first: PageSize = None, after: After = None
     ) -> Connection[Annotated[MarketType, strawberry.lazy("graph.markets.types")]]:
-        from graph.markets.types import MarketType
+        from graph.markets.types import market_nodes
 
         request = page_request(MARKETS_SORT, "datetime", first, after)
         loaders = info.context.loaders
@@ -107,7 +107,7 @@ class UserType(Node):
         return connection(
             page,
             MARKETS_SORT,
-            MarketType.from_entity,
+            await market_nodes(info, [market for _, market in page.items]),
             lambda: loaders.count(loaders.market_count_by_creator, self.user_id),
         )
 
