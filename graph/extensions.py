@@ -9,6 +9,7 @@ import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from graph.documents import parse_document, validate_document
 from graph.errors import ErrorCode
 
 log = structlog.get_logger("marketgraph.graphql")
@@ -84,3 +85,25 @@ class ErrorCodes(SchemaExtension):
                 "requestId": request_id,
             },
         )
+
+
+class DocumentCache(SchemaExtension):
+    """Parse and validate through ``graph.documents``: token-capped, small documents cached."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.query is not None
+        context.graphql_document = parse_document(context.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.query is not None
+        assert context.graphql_document is not None
+        context.pre_execution_errors = validate_document(
+            context.schema._schema,
+            context.query,
+            context.graphql_document,
+            context.validation_rules,
+        )
+        yield

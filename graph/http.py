@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -35,7 +34,6 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
-    parse,
 )
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -44,6 +42,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.context import Context, Services
+from graph.documents import parse_document
 from graph.errors import ApiError, ErrorCode
 from graph.loaders import Loaders
 from infra.metrics import OPERATION_SECONDS, OPERATIONS
@@ -53,7 +52,6 @@ log = structlog.get_logger("marketgraph.http")
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-MAX_DOCUMENT_CACHE = 1024
 # Routed here rather than left to Starlette so that a 405 carries an error code too.
 ROUTED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Which operations may run is decided before execution (GET: queries only).
@@ -91,11 +89,6 @@ class GraphQLRequest:
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None
-
-
-@lru_cache(maxsize=MAX_DOCUMENT_CACHE)
-def _parse(query: str) -> DocumentNode:
-    return parse(query)
 
 
 def _media_type(accept: str | None) -> str | None:
@@ -305,7 +298,7 @@ class GraphQLEndpoint:
     @staticmethod
     def _document(gql: GraphQLRequest) -> DocumentNode:
         try:
-            return _parse(gql.query)
+            return parse_document(gql.query)
         except GraphQLError as error:
             locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
             raise RequestFailed(

@@ -7,11 +7,14 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.admin.mutations import AdminMutations
+from graph.documents import MAX_ALIASES, MAX_DEPTH
 from graph.errors import (
     ConflictError,
     ForbiddenError,
@@ -21,7 +24,7 @@ from graph.errors import (
     NotFoundError,
     ValidationError,
 )
-from graph.extensions import ErrorCodes
+from graph.extensions import DocumentCache, ErrorCodes
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
@@ -32,7 +35,9 @@ from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 from graph.users.types import UserType
 
-DOCUMENT_CACHE_SIZE = 1024
+# Built once: validation results are cached per rule set, so the rule classes must not
+# be made anew for every request.
+LIMIT_RULES = (max_aliases_rule(MAX_ALIASES), max_depth_rule(MAX_DEPTH, should_ignore=None))
 
 
 @strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
@@ -61,12 +66,11 @@ def build_schema(
     *, introspection: bool = True, field_suggestions: bool = True
 ) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        DocumentCache,
         ErrorCodes,
     ]
-    if not introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    rules = [*LIMIT_RULES, *([] if introspection else [NoSchemaIntrospectionCustomRule])]
+    extensions.append(lambda: AddValidationRules(rules))
     return MarketgraphSchema(
         query=Query,
         mutation=Mutation,
