@@ -58,6 +58,9 @@ class ErrorCode(Enum):
     )
 
 
+INTERNAL_MESSAGE = "Internal server error. Quote the request id when reporting it."
+
+
 class ApiError(GraphQLError):
     """A top-level error whose message is safe to show and whose code is stable."""
 

@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from graph.documents import parse_document, validate_document
-from graph.errors import ErrorCode
+from graph.errors import INTERNAL_MESSAGE, ErrorCode
 
 log = structlog.get_logger("marketgraph.graphql")
 
@@ -77,7 +77,7 @@ class ErrorCodes(SchemaExtension):
         if context is not None:
             context.internal_errors += 1
         return GraphQLError(
-            "Internal server error. Quote the request id when reporting it.",
+            INTERNAL_MESSAGE,
             nodes=error.nodes,
             path=error.path,
             extensions={

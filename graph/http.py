@@ -43,7 +43,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.context import Context, Services
 from graph.documents import parse_document
-from graph.errors import ApiError, ErrorCode
+from graph.errors import INTERNAL_MESSAGE, ApiError, ErrorCode
 from graph.loaders import Loaders
 from infra.metrics import OPERATION_SECONDS, OPERATIONS
 from infra.tokens import AccessClaims, InvalidToken, JwtTokens
@@ -228,6 +228,28 @@ class GraphQLEndpoint:
                 status_code=failure.status,
                 media_type=media or JSON,
                 headers=failure.headers,
+            )
+        except Exception:
+            # A fault outside the resolvers (the identity lookup, say): the same masked,
+            # coded answer as one inside them, never a bare 500 page.
+            outcome = "internal_error"
+            log.exception("graphql.request_failed", request_id=request_id)
+            response = Response(
+                orjson.dumps(
+                    {
+                        "errors": [
+                            {
+                                "message": INTERNAL_MESSAGE,
+                                "extensions": {
+                                    "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
+                                    "requestId": request_id,
+                                },
+                            }
+                        ]
+                    }
+                ),
+                status_code=500,
+                media_type=media or JSON,
             )
         elapsed = time.perf_counter() - started
         OPERATIONS.labels(operation["type"] or "none", outcome).inc()

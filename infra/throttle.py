@@ -49,9 +49,14 @@ class MemoryThrottle:
 
     def __init__(self) -> None:
         self._slots: dict[str, dict[str, float]] = defaultdict(dict)
+        self._longest_window = 0
+        self._next_sweep = 0.0
 
     async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
         now = time.monotonic()
+        self._longest_window = max(self._longest_window, window_seconds)
+        if now >= self._next_sweep:
+            self._sweep(now)
         slots = self._slots[key]
         for slot_id, at in list(slots.items()):
             if at <= now - window_seconds:
@@ -64,7 +69,28 @@ class MemoryThrottle:
         return Slot(id=slot_id, retry_after=None)
 
     async def release(self, key: str, slot_id: str) -> None:
-        self._slots.get(key, {}).pop(slot_id, None)
+        self.forget(key, slot_id)
+
+    def forget(self, key: str, slot_id: str) -> bool:
+        """Give a slot back; False when this throttle never gave it out."""
+        slots = self._slots.get(key)
+        if slots is None or slots.pop(slot_id, None) is None:
+            return False
+        if not slots:
+            del self._slots[key]
+        return True
+
+    def _sweep(self, now: float) -> None:
+        """Forget windows with nothing left in them, so memory follows current traffic."""
+        horizon = now - self._longest_window
+        for key in list(self._slots):
+            slots = self._slots[key]
+            for slot_id, at in list(slots.items()):
+                if at <= horizon:
+                    del slots[slot_id]
+            if not slots:
+                del self._slots[key]
+        self._next_sweep = now + max(self._longest_window, 1)
 
 
 class RedisThrottle:
@@ -76,7 +102,6 @@ class RedisThrottle:
         self._fallback = fallback or MemoryThrottle()
         self._script = redis.register_script(_ACQUIRE)
         self._down_until = 0.0
-        self._memory_slots: set[str] = set()
 
     async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
         if time.monotonic() >= self._down_until:
@@ -91,16 +116,11 @@ class RedisThrottle:
                 if int(taken):
                     return Slot(id=slot_id, retry_after=None)
                 return Slot(id="", retry_after=_seconds(float(retry_ms)))
-        slot = await self._fallback.acquire(key, limit, window_seconds)
-        if slot.id:
-            self._memory_slots.add(slot.id)
-        return slot
+        return await self._fallback.acquire(key, limit, window_seconds)
 
     async def release(self, key: str, slot_id: str) -> None:
-        if slot_id in self._memory_slots:
-            self._memory_slots.discard(slot_id)
-            await self._fallback.release(key, slot_id)
-            return
+        if self._fallback.forget(key, slot_id):
+            return  # it was taken while Redis was away
         try:
             await self._redis.zrem(self._prefix + key, slot_id)
         except (RedisError, OSError) as error:

@@ -10,6 +10,7 @@ session id, and a request is authenticated only while that session stands.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -47,6 +48,20 @@ class SignInLimits:
     per_account: int = 5
     per_client: int = 20
     window_seconds: int = SIGN_IN_WINDOW_SECONDS
+
+
+def client_key(address: str | None) -> str:
+    """The unit a per-client limit counts: an IPv4 address, or an IPv6 /64 (one subscriber
+    usually holds a whole /64, so counting single IPv6 addresses would not limit anyone)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def hash_refresh_token(token: str) -> str:
@@ -88,34 +103,34 @@ class SessionService:
         except InvalidInput:
             email = ""
         account_key = "signin:account:" + hashlib.sha256(email.encode()).hexdigest()[:40]
-        client_key = f"signin:client:{cmd.client_ip or 'unknown'}"
-        held: list[tuple[str, str]] = []
-        for key, limit in (
-            (client_key, self._limits.per_client),
+        held = await self._take_slots(
+            (f"signin:client:{client_key(cmd.client_ip)}", self._limits.per_client),
             (account_key, self._limits.per_account),
-        ):
-            slot = await self._throttle.acquire(key, limit, self._limits.window_seconds)
-            if slot.retry_after is not None:
-                for held_key, held_slot in held:
-                    await self._throttle.release(held_key, held_slot)
-                raise RateLimited(slot.retry_after)
-            held.append((key, slot.id))
-
+        )
+        # The hash check runs outside any transaction: it takes tens of milliseconds,
+        # and holding a pooled connection (or SQLite's write lock) for it would let a
+        # burst of sign-ins starve everything else.
         async with self._uow() as uow:
             creds = await uow.users.credentials_by_email(email) if email else None
-            if creds is None:
-                await self._hasher.verify(await self._dummy_hash(), cmd.password)
-                raise InvalidCredentials
-            if not await self._hasher.verify(creds.password_hash, cmd.password) or creds.disabled:
-                raise InvalidCredentials
-            if self._hasher.needs_rehash(creds.password_hash):
-                await uow.users.set_password_hash(creds.id, await self._hasher.hash(cmd.password))
+        if creds is None:
+            await self._hasher.verify(await self._dummy_hash(), cmd.password)
+            raise InvalidCredentials
+        if not await self._hasher.verify(creds.password_hash, cmd.password) or creds.disabled:
+            raise InvalidCredentials
+        rehashed = (
+            await self._hasher.hash(cmd.password)
+            if self._hasher.needs_rehash(creds.password_hash)
+            else None
+        )
+        async with self._uow() as uow:
             user = await uow.users.get(creds.id)
-            assert user is not None
+            if user is None or user.disabled:
+                raise InvalidCredentials
+            if rehashed is not None:
+                await uow.users.set_password_hash(creds.id, rehashed)
             session = await self._open(uow, user)
             await uow.commit()
-        for key, slot_id in held:
-            await self._throttle.release(key, slot_id)
+        await self._give_back(held)
         return session
 
     async def refresh(self, refresh_token: str) -> Session:
@@ -156,15 +171,36 @@ class SessionService:
     async def change_password(self, actor: Actor, cmd: ChangePassword) -> None:
         """Change the password and end every other session; this one stays signed in."""
         new_password = validation.password(cmd.new_password, field="newPassword")
+        # Guessing the current password through this mutation (say with a stolen access
+        # token) is throttled like sign-in: failures count, a success gives its slot back.
+        held = await self._take_slots((f"password:user:{actor.user_id}", self._limits.per_account))
         async with self._uow() as uow:
             creds = await uow.users.credentials(actor.user_id)
-            if creds is None or not await self._hasher.verify(
-                creds.password_hash, cmd.current_password
-            ):
-                raise InvalidCredentials
-            await uow.users.set_password_hash(actor.user_id, await self._hasher.hash(new_password))
+        if creds is None or not await self._hasher.verify(
+            creds.password_hash, cmd.current_password
+        ):
+            raise InvalidCredentials
+        new_hash = await self._hasher.hash(new_password)
+        async with self._uow() as uow:
+            await uow.users.set_password_hash(actor.user_id, new_hash)
             await uow.sessions.revoke_all(actor.user_id, self._clock(), keep=actor.session_id)
             await uow.commit()
+        await self._give_back(held)
+
+    async def _take_slots(self, *windows: tuple[str, int]) -> list[tuple[str, str]]:
+        """A slot in each window, or RateLimited (with the slots taken so far given back)."""
+        held: list[tuple[str, str]] = []
+        for key, limit in windows:
+            slot = await self._throttle.acquire(key, limit, self._limits.window_seconds)
+            if slot.retry_after is not None:
+                await self._give_back(held)
+                raise RateLimited(slot.retry_after)
+            held.append((key, slot.id))
+        return held
+
+    async def _give_back(self, held: list[tuple[str, str]]) -> None:
+        for key, slot_id in held:
+            await self._throttle.release(key, slot_id)
 
     async def _open(self, uow: UnitOfWork, user: User) -> Session:
         now = self._clock()

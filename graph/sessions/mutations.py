@@ -176,7 +176,8 @@ class SessionMutations:
         return SignOutSuccess(signed_out=True)
 
     @strawberry.mutation(
-        description="Change the password. Every other session ends; this one continues.",
+        description="Change the password. Every other session ends; this one continues."
+        " Wrong current passwords count like failed sign-ins (5 per 5 minutes).",
         extensions=signed_in(),
     )
     async def change_password(
@@ -190,6 +191,8 @@ class SessionMutations:
         )
         try:
             await info.context.services.sessions.change_password(actor, command)
+        except RateLimited as error:
+            raise rate_limited(error) from None
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
         return ChangePasswordSuccess(signed_out_elsewhere=True)

@@ -114,3 +114,42 @@ async def test_client_supplied_request_id_is_the_one_reported(
     errors = response.json()["errors"]
     assert errors
     assert all(error["extensions"]["requestId"] == "support-4711" for error in errors)
+
+
+async def test_a_fault_while_authenticating_is_masked_too(
+    http: httpx.AsyncClient,
+    db: AsyncEngine,
+    make_account: MakeAccount,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    account = await make_account("Fault While Authenticating")
+    caplog.set_level(logging.INFO, logger="marketgraph")
+    # The identity lookup joins sessions: without the table, it fails before execution.
+    await rename_table(db, "sessions", "sessions_moved")
+    try:
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ viewer { id } }"},
+            headers={"Authorization": f"Bearer {account.token}"},
+        )
+    finally:
+        await rename_table(db, "sessions_moved", "sessions")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/json")
+    request_id = response.headers["x-request-id"]
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+    assert "sessions" not in response.text
+    [logged] = [
+        line
+        for line in log_lines(caplog, "marketgraph.http", "graphql.request_failed")
+        if line["request_id"] == request_id
+    ]
+    assert "sessions" in logged["exception"]
+    [operation] = [
+        line
+        for line in log_lines(caplog, "marketgraph.http", "graphql.operation")
+        if line["request_id"] == request_id
+    ]
+    assert operation["outcome"] == "internal_error"

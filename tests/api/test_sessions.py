@@ -171,3 +171,27 @@ async def test_sign_in_and_refresh_show_the_user_their_own_private_fields(
         {"t": signed["signIn"]["refreshToken"]},
     )
     assert refreshed["refreshSession"]["user"]["email"] == account.email
+
+
+async def test_guessing_the_current_password_is_throttled(
+    gql: GraphQLClient, make_account: MakeAccount, backend: str
+) -> None:
+    account = await make_account("Stolen Token")
+    fields = " ".join(
+        f'a{i}: changePassword(input: {{currentPassword: "guess number {i}",'
+        ' newPassword: "attacker chosen pw"}) { __typename }'
+        for i in range(10)
+    )
+    payload = await gql(f"mutation {{ {fields} }}", token=account.token)
+    ran = [v["__typename"] for v in payload["data"].values() if v is not None]
+    limited = [e for e in payload["errors"] if e["extensions"]["code"] == "RATE_LIMITED"]
+    assert ran == ["InvalidCredentialsError"] * 5
+    assert len(limited) == 5
+    # Even the right current password waits out the window now.
+    right = await gql(
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": PASSWORD, "newPassword": "a new good password"}},
+        token=account.token,
+    )
+    assert right["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert right["data"] == {"changePassword": None}
