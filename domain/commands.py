@@ -24,6 +24,7 @@ class SignUp:
     email: str
     password: str
     display_name: str
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

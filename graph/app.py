@@ -94,6 +94,8 @@ def create_app(settings: Settings) -> Starlette:
             hasher=hasher,
             clock=utcnow,
             starting_balance=settings.starting_balance,
+            throttle=throttle,
+            sign_ups_per_client=settings.signup_client_limit,
         ),
         sessions=SessionService(
             uow=lambda: SqlUnitOfWork(engine),

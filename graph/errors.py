@@ -72,6 +72,10 @@ def unauthenticated(message: str = "Sign in to do this.") -> ApiError:
     return ApiError(ErrorCode.UNAUTHENTICATED, message)
 
 
+def rate_limited(error: domain.RateLimited) -> ApiError:
+    return ApiError(ErrorCode.RATE_LIMITED, error.message, retryAfter=error.retry_after)
+
+
 def bad_input(message: str, argument: str) -> ApiError:
     return ApiError(ErrorCode.BAD_USER_INPUT, message, argument=argument)
 

@@ -50,6 +50,7 @@ class Settings:
     refresh_token_ttl_seconds: int = 30 * 86_400
     signin_account_limit: int = 5
     signin_client_limit: int = 20
+    signup_client_limit: int = 10
     positions_public: bool = True
 
     @property
@@ -96,6 +97,7 @@ class Settings:
             ),
             signin_account_limit=_int(env, "SIGNIN_ACCOUNT_LIMIT", 5, 1, 1000),
             signin_client_limit=_int(env, "SIGNIN_CLIENT_LIMIT", 20, 1, 100_000),
+            signup_client_limit=_int(env, "SIGNUP_CLIENT_LIMIT", 10, 1, 1_000_000),
             positions_public=_flag(env, "POSITIONS_PUBLIC", default=True),
         )
 

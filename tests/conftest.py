@@ -67,6 +67,7 @@ async def settings(
         "REDIS_KEY_PREFIX": prefix,
         # Every test signs in from 127.0.0.1; the per-client limit has its own test server.
         "SIGNIN_CLIENT_LIMIT": "1000",
+        "SIGNUP_CLIENT_LIMIT": "1000000",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

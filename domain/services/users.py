@@ -8,7 +8,11 @@ from decimal import Decimal
 from domain import validation
 from domain.commands import SignUp
 from domain.entities import LedgerKind, User
-from domain.ports import Clock, NewUser, PasswordHasher, UnitOfWorkFactory
+from domain.errors import RateLimited
+from domain.ports import Clock, NewUser, PasswordHasher, Throttle, UnitOfWorkFactory
+from domain.services.sessions import client_key
+
+SIGN_UP_WINDOW_SECONDS = 3600
 
 
 class UserService:
@@ -18,17 +22,31 @@ class UserService:
         hasher: PasswordHasher,
         clock: Clock,
         starting_balance: Decimal,
+        throttle: Throttle | None = None,
+        sign_ups_per_client: int = 10,
     ) -> None:
         self._uow = uow
         self._hasher = hasher
         self._clock = clock
         self._starting_balance = starting_balance
+        self._throttle = throttle
+        self._per_client = sign_ups_per_client
 
     async def sign_up(self, cmd: SignUp) -> User:
         """Create the user and grant the starting balance as a ledger entry, in one transaction."""
         email = validation.email(cmd.email)
         display_name = validation.display_name(cmd.display_name)
         password = validation.password(cmd.password)
+        if self._throttle is not None and cmd.client_ip is not None:
+            # Every sign-up counts, successful or not: each costs a hash, grants play
+            # money, and a taken email tells whether an address has an account.
+            slot = await self._throttle.acquire(
+                f"signup:client:{client_key(cmd.client_ip)}",
+                self._per_client,
+                SIGN_UP_WINDOW_SECONDS,
+            )
+            if slot.retry_after is not None:
+                raise RateLimited(slot.retry_after)
         password_hash = await self._hasher.hash(password)
         now = self._clock()
         async with self._uow() as uow:

@@ -14,23 +14,14 @@ from domain.policy import Actor
 from domain.services.sessions import Session
 from graph.context import Context
 from graph.errors import (
-    ApiError,
-    ErrorCode,
     InvalidCredentialsError,
     InvalidTokenError,
     ValidationError,
     error_result,
+    rate_limited,
 )
 from graph.permissions import signed_in
 from graph.users.types import UserType
-
-
-def rate_limited(error: RateLimited) -> ApiError:
-    return ApiError(
-        ErrorCode.RATE_LIMITED,
-        f"Too many attempts; retry in {error.retry_after} seconds.",
-        retryAfter=error.retry_after,
-    )
 
 
 @strawberry.type(description="Tokens of a session.")

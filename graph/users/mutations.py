@@ -8,9 +8,9 @@ import strawberry
 from strawberry.types import Info
 
 from domain.commands import SignUp
-from domain.errors import DomainError
+from domain.errors import DomainError, RateLimited
 from graph.context import Context
-from graph.errors import ConflictError, ValidationError, error_result
+from graph.errors import ConflictError, ValidationError, error_result, rate_limited
 from graph.users.types import UserType
 
 
@@ -36,17 +36,25 @@ SignUpResult = Annotated[
 
 @strawberry.type
 class UserMutations:
-    @strawberry.mutation(description="Create an account with the starting balance of play money.")
+    @strawberry.mutation(
+        description="Create an account with the starting balance of play money. At most 10"
+        " sign-ups per client address an hour (a top-level RATE_LIMITED beyond)."
+    )
     async def sign_up(
         self,
         info: Info[Context, None],
         input: Annotated[SignUpInput, strawberry.argument(description="The new account.")],
     ) -> SignUpResult | None:
         command = SignUp(
-            email=input.email, password=input.password, display_name=input.display_name
+            email=input.email,
+            password=input.password,
+            display_name=input.display_name,
+            client_ip=info.context.client_ip,
         )
         try:
             user = await info.context.services.users.sign_up(command)
+        except RateLimited as error:
+            raise rate_limited(error) from None
         except DomainError as error:
             return error_result(error)  # type: ignore[return-value]
         return SignUpSuccess(user=UserType.from_entity(user))

@@ -190,3 +190,37 @@ async def test_throttling_holds_with_redis_frozen(
     typenames, limited = outcomes(payload)
     assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
     assert len(limited) == 20 - ACCOUNT_LIMIT
+
+
+async def test_sign_ups_per_client_are_capped(settings: Settings, client_address: str) -> None:
+    live = LiveServer(dataclasses.replace(settings, signup_client_limit=3))
+    live.start()
+    document = "mutation ($i: SignUpInput!) { signUp(input: $i) { __typename } }"
+
+    async def sign_up(http: httpx.AsyncClient, client: str) -> dict[str, Any]:
+        response = await http.post(
+            "/graphql",
+            json={
+                "query": document,
+                "variables": {
+                    "i": {"email": unknown_email(), "password": "x" * 10, "displayName": "N"}
+                },
+            },
+            headers={"X-Forwarded-For": client},
+        )
+        assert response.status_code == 200, response.text
+        payload: dict[str, Any] = response.json()
+        return payload
+
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            for _ in range(3):
+                ok = await sign_up(http, client_address)
+                assert ok["data"]["signUp"]["__typename"] == "SignUpSuccess"
+            refused = await sign_up(http, client_address)
+            assert refused["data"] == {"signUp": None}
+            assert refused["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+            other = await sign_up(http, fresh_client())
+            assert other["data"]["signUp"]["__typename"] == "SignUpSuccess"
+    finally:
+        live.stop()
