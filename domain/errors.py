@@ -81,3 +81,10 @@ class SessionInvalid(DomainError):
 
     def __init__(self) -> None:
         super().__init__("The session has ended; sign in again.")
+
+
+class TransientConflict(Exception):
+    """The database aborted the transaction to settle a conflict (a deadlock, a
+    serialization failure); running the whole use case again may well succeed.
+    Not a client error: ``retrying`` handles it, and only an exhausted retry
+    surfaces (as an internal error)."""

@@ -9,6 +9,7 @@ from domain.entities import LedgerKind, Market, MarketStatus, Role, User
 from domain.errors import Forbidden, InvalidState, NotFound
 from domain.policy import Actor, Permission, has_permission
 from domain.ports import Clock, UnitOfWorkFactory
+from domain.retry import retrying
 
 
 def _require(actor: Actor, permission: Permission) -> None:
@@ -61,8 +62,15 @@ class AdminService:
         return market
 
     async def cancel_market(self, actor: Actor, market_id: UUID) -> Market:
-        """Call a market off and refund every holder's cost basis, in one transaction."""
+        """Call a market off and refund every holder's cost basis, in one transaction.
+
+        Refunds update many users' balances, so it may deadlock with concurrent
+        money movements; the whole transaction is then run again.
+        """
         _require(actor, Permission.MARKET_CANCEL)
+        return await retrying(lambda: self._cancel(market_id))
+
+    async def _cancel(self, market_id: UUID) -> Market:
         now = self._clock()
         async with self._uow() as uow:
             market = await uow.markets.get_for_update(market_id)

@@ -5,14 +5,20 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from domain.errors import TransientConflict
 from infra.db.repositories import SqlLedgerRepository, SqlMarketRepository, SqlUserRepository
 from infra.db.sessions import SqlSessionRepository
 
 
 class SqlUnitOfWork:
-    """Begins on enter; rolls back on exit unless ``commit`` was called."""
+    """Begins on enter; rolls back on exit unless ``commit`` was called.
+
+    A deadlock or serialization failure comes out as ``TransientConflict``, for
+    ``domain.retry.retrying`` to run the use case again.
+    """
 
     users: SqlUserRepository
     markets: SqlMarketRepository
@@ -52,7 +58,26 @@ class SqlUnitOfWork:
                 await self._tx.rollback()
         finally:
             await self._conn.close()
+        if _transient(exc):
+            raise TransientConflict from exc
 
     async def commit(self) -> None:
         assert self._tx is not None
-        await self._tx.commit()
+        try:
+            await self._tx.commit()
+        except DBAPIError as error:
+            if _transient(error):
+                raise TransientConflict from error
+            raise
+
+
+# PostgreSQL's serialization failure and deadlock: the transaction was sacrificed
+# to let another through, and may succeed when run again.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _transient(error: BaseException | None) -> bool:
+    return (
+        isinstance(error, DBAPIError)
+        and getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+    )
