@@ -7,14 +7,15 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from domain.entities import Market, User
 from domain.entities import Role as DomainRole
-from domain.errors import DomainError
 from domain.policy import Permission
 from graph.context import Context
 from graph.enums import Role
-from graph.errors import InvalidStateError, NotFoundError, ValidationError, error_result
+from graph.errors import InvalidStateError, NotFoundError, ValidationError
 from graph.ids import input_id
 from graph.markets.types import MarketType
+from graph.outcomes import outcome
 from graph.permissions import requires
 from graph.users.types import UserType
 
@@ -75,13 +76,13 @@ class AdminMutations:
         input: Annotated[SetUserRoleInput, strawberry.argument(description="User and role.")],
     ) -> UserChangeResult | None:
         actor = await info.context.require_actor()
-        try:
-            user_id = input_id(input.user_id, "User", "userId")
-            role = DomainRole[input.role.name]
-            user = await info.context.services.admin.set_role(actor, user_id, role)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return UserChangeSuccess(user=UserType.from_entity(user))
+        role = DomainRole[input.role.name]
+        return await outcome(
+            lambda: info.context.services.admin.set_role(
+                actor, input_id(input.user_id, "User", "userId"), role
+            ),
+            _user_changed,
+        )
 
     @strawberry.mutation(
         description="Disable an account (needs `user:manage`): its sessions end and its tokens"
@@ -116,12 +117,12 @@ class AdminMutations:
         input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
     ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
-        try:
-            market_id = input_id(input.id, "Market", "id")
-            market = await info.context.services.admin.close_market(actor, market_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return MarketChangeSuccess(market=MarketType.from_entity(market))
+        return await outcome(
+            lambda: info.context.services.admin.close_market(
+                actor, input_id(input.id, "Market", "id")
+            ),
+            _market_changed,
+        )
 
     @strawberry.mutation(
         description="Call off an active or closed market and refund every holder's cost basis"
@@ -134,21 +135,29 @@ class AdminMutations:
         input: Annotated[MarketIdInput, strawberry.argument(description="Which market.")],
     ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
-        try:
-            market_id = input_id(input.id, "Market", "id")
-            market = await info.context.services.admin.cancel_market(actor, market_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return MarketChangeSuccess(market=MarketType.from_entity(market))
+        return await outcome(
+            lambda: info.context.services.admin.cancel_market(
+                actor, input_id(input.id, "Market", "id")
+            ),
+            _market_changed,
+        )
 
 
 async def _set_disabled(
     info: Info[Context, None], input: UserIdInput, *, disabled: bool
 ) -> UserChangeResult:
     actor = await info.context.require_actor()
-    try:
-        user_id = input_id(input.user_id, "User", "userId")
-        user = await info.context.services.admin.set_disabled(actor, user_id, disabled)
-    except DomainError as error:
-        return error_result(error)  # type: ignore[return-value]
+    return await outcome(
+        lambda: info.context.services.admin.set_disabled(
+            actor, input_id(input.user_id, "User", "userId"), disabled
+        ),
+        _user_changed,
+    )
+
+
+def _user_changed(user: User) -> UserChangeSuccess:
     return UserChangeSuccess(user=UserType.from_entity(user))
+
+
+def _market_changed(market: Market) -> MarketChangeSuccess:
+    return MarketChangeSuccess(market=MarketType.from_entity(market))

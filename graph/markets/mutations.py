@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.commands import UNSET, CreateMarket, UpdateMarket
-from domain.errors import DomainError, InvalidInput
+from domain.errors import InvalidInput
 from domain.policy import Permission
 from graph.context import Context
 from graph.errors import (
@@ -19,10 +19,10 @@ from graph.errors import (
     InvalidStateError,
     NotFoundError,
     ValidationError,
-    error_result,
 )
 from graph.ids import input_id
 from graph.markets.types import MarketType
+from graph.outcomes import outcome
 from graph.permissions import requires, signed_in
 
 
@@ -128,11 +128,10 @@ class MarketMutations:
             end_date=input.end_date,
             liquidity=input.liquidity,
         )
-        try:
-            market = await info.context.services.markets.create(actor, command)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return CreateMarketSuccess(market=MarketType.from_entity(market))
+        return await outcome(
+            lambda: info.context.services.markets.create(actor, command),
+            lambda market: CreateMarketSuccess(market=MarketType.from_entity(market)),
+        )
 
     @strawberry.mutation(description="Change your own active market.", extensions=signed_in())
     async def update_market(
@@ -141,11 +140,10 @@ class MarketMutations:
         input: Annotated[UpdateMarketInput, strawberry.argument(description="The changes.")],
     ) -> UpdateMarketResult | None:
         actor = await info.context.require_actor()
-        try:
-            market = await info.context.services.markets.update(actor, input.to_command())
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return UpdateMarketSuccess(market=MarketType.from_entity(market))
+        return await outcome(
+            lambda: info.context.services.markets.update(actor, input.to_command()),
+            lambda market: UpdateMarketSuccess(market=MarketType.from_entity(market)),
+        )
 
     @strawberry.mutation(
         description="Delete your own active market while nobody has traded in it.",
@@ -157,8 +155,7 @@ class MarketMutations:
         input: Annotated[DeleteMarketInput, strawberry.argument(description="Which market.")],
     ) -> DeleteMarketResult | None:
         actor = await info.context.require_actor()
-        try:
-            await info.context.services.markets.delete(actor, input_id(input.id, "Market", "id"))
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return DeleteMarketSuccess(deleted_id=input.id)
+        return await outcome(
+            lambda: info.context.services.markets.delete(actor, input_id(input.id, "Market", "id")),
+            lambda _deleted: DeleteMarketSuccess(deleted_id=input.id),
+        )

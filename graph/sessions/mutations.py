@@ -9,7 +9,6 @@ import strawberry
 from strawberry.types import Info
 
 from domain.commands import ChangePassword, SignIn
-from domain.errors import DomainError, RateLimited
 from domain.policy import Actor
 from domain.services.sessions import Session
 from graph.context import Context
@@ -17,9 +16,8 @@ from graph.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
     ValidationError,
-    error_result,
-    rate_limited,
 )
+from graph.outcomes import outcome
 from graph.permissions import signed_in
 from graph.users.types import UserType
 
@@ -127,13 +125,10 @@ class SessionMutations:
         command = SignIn(
             email=input.email, password=input.password, client_ip=info.context.client_ip
         )
-        try:
-            session = await info.context.services.sessions.sign_in(command)
-        except RateLimited as error:
-            raise rate_limited(error) from None
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return SignInSuccess.of(session, info.context)
+        return await outcome(
+            lambda: info.context.services.sessions.sign_in(command),
+            lambda session: SignInSuccess.of(session, info.context),
+        )
 
     @strawberry.mutation(
         description="Spend a refresh token for new tokens. Reusing a spent refresh token ends"
@@ -144,11 +139,10 @@ class SessionMutations:
         info: Info[Context, None],
         input: Annotated[RefreshSessionInput, strawberry.argument(description="The token.")],
     ) -> RefreshSessionResult | None:
-        try:
-            session = await info.context.services.sessions.refresh(input.refresh_token)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return RefreshSessionSuccess.of(session, info.context)
+        return await outcome(
+            lambda: info.context.services.sessions.refresh(input.refresh_token),
+            lambda session: RefreshSessionSuccess.of(session, info.context),
+        )
 
     @strawberry.mutation(
         description="End this session: its refresh token and access tokens stop working.",
@@ -180,10 +174,7 @@ class SessionMutations:
         command = ChangePassword(
             current_password=input.current_password, new_password=input.new_password
         )
-        try:
-            await info.context.services.sessions.change_password(actor, command)
-        except RateLimited as error:
-            raise rate_limited(error) from None
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return ChangePasswordSuccess(signed_out_elsewhere=True)
+        return await outcome(
+            lambda: info.context.services.sessions.change_password(actor, command),
+            lambda _changed: ChangePasswordSuccess(signed_out_elsewhere=True),
+        )

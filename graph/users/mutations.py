@@ -8,9 +8,9 @@ import strawberry
 from strawberry.types import Info
 
 from domain.commands import SignUp
-from domain.errors import DomainError, RateLimited
 from graph.context import Context
-from graph.errors import ConflictError, ValidationError, error_result, rate_limited
+from graph.errors import ConflictError, ValidationError
+from graph.outcomes import outcome
 from graph.users.types import UserType
 
 
@@ -51,10 +51,7 @@ class UserMutations:
             display_name=input.display_name,
             client_ip=info.context.client_ip,
         )
-        try:
-            user = await info.context.services.users.sign_up(command)
-        except RateLimited as error:
-            raise rate_limited(error) from None
-        except DomainError as error:
-            return error_result(error)  # type: ignore[return-value]
-        return SignUpSuccess(user=UserType.from_entity(user))
+        return await outcome(
+            lambda: info.context.services.users.sign_up(command),
+            lambda user: SignUpSuccess(user=UserType.from_entity(user)),
+        )
