@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
         clock=utcnow,
     )
     hasher = Argon2Hasher()
+    reads = read_engine(engine)
     throttle = RedisThrottle(redis, settings.redis_key_prefix) if redis else MemoryThrottle()
     services = Services(
         users=UserService(
@@ -111,8 +112,8 @@ def create_app(settings: Settings) -> Starlette:
         ),
         markets=MarketService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
-        readers=Readers(read_engine(engine)),
-        identities=IdentityReader(read_engine(engine)),
+        readers=Readers(reads),
+        identities=IdentityReader(reads),
         positions_public=settings.positions_public,
     )
     schema = build_schema(

@@ -62,6 +62,8 @@ def _fmt(x: float) -> Decimal:
     return Decimal(repr(round(x, 8))).quantize(Decimal("1e-8"))
 
 
+# The LMSR again, in floats: 200,000 seeded trades in Decimal would take minutes. The
+# amounts are recorded, not recomputed, so balances, ledger and volume stay consistent.
 def _yes_price(q_yes: float, q_no: float, b: float) -> float:
     return 1.0 / (1.0 + math.exp((q_no - q_yes) / b))
 

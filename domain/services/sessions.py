@@ -10,13 +10,13 @@ session id, and a request is authenticated only while that session stands.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain import validation
+from domain.clients import client_key
 from domain.commands import ChangePassword, SignIn
 from domain.entities import User
 from domain.errors import InvalidCredentials, InvalidInput, RateLimited, SessionInvalid
@@ -48,20 +48,6 @@ class SignInLimits:
     per_account: int = 5
     per_client: int = 20
     window_seconds: int = SIGN_IN_WINDOW_SECONDS
-
-
-def client_key(address: str | None) -> str:
-    """The unit a per-client limit counts: an IPv4 address, or an IPv6 /64 (one subscriber
-    usually holds a whole /64, so counting single IPv6 addresses would not limit anyone)."""
-    if not address:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 def hash_refresh_token(token: str) -> str:

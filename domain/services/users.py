@@ -6,11 +6,11 @@ import uuid
 from decimal import Decimal
 
 from domain import validation
+from domain.clients import client_key
 from domain.commands import SignUp
 from domain.entities import LedgerKind, User
 from domain.errors import RateLimited
 from domain.ports import Clock, NewUser, PasswordHasher, Throttle, UnitOfWorkFactory
-from domain.services.sessions import client_key
 
 SIGN_UP_WINDOW_SECONDS = 3600
 

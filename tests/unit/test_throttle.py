@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.services.sessions import client_key
+from domain.clients import client_key
 from infra.throttle import MemoryThrottle
 
 
