@@ -24,15 +24,19 @@ from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService, SignInLimits
 from domain.services.users import UserService
+from graph.budgets import BudgetGate
 from graph.context import Services
+from graph.documents import DocumentLimits, Documents
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
 from infra.db.engine import create_engine, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
+from infra.db.outages import is_outage
 from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
+from infra.metrics import OPERATION_SECONDS, OPERATIONS
 from infra.passwords import Argon2Hasher
 from infra.redis import create_redis
 from infra.settings import Settings
@@ -116,11 +120,25 @@ def create_app(settings: Settings) -> Starlette:
         identities=IdentityReader(reads),
         positions_public=settings.positions_public,
     )
-    schema = build_schema(
-        introspection=settings.introspection, field_suggestions=not settings.production
+    suggestions = not settings.production
+    schema = build_schema(field_suggestions=suggestions)
+    documents = Documents(
+        schema._schema,
+        document_limits(settings),
+        introspection=settings.introspection,
+        suggestions=suggestions,
     )
     graphql = GraphQLEndpoint(
-        schema, services, tokens, settings.max_body_bytes, graphiql=settings.graphiql
+        schema._schema,
+        documents,
+        services,
+        tokens.decode_access,
+        is_outage,
+        BudgetGate(None, {}),
+        max_body_bytes=settings.max_body_bytes,
+        graphiql=settings.graphiql,
+        suggestions=suggestions,
+        observe=_observe,
     )
 
     @asynccontextmanager
@@ -180,6 +198,25 @@ def create_app(settings: Settings) -> Starlette:
     app.state.services = services
     app.state.tokens = tokens
     return app
+
+
+def document_limits(settings: Settings) -> DocumentLimits:
+    return DocumentLimits(
+        max_tokens=settings.query_max_tokens,
+        max_depth=settings.query_max_depth,
+        max_introspection_depth=settings.query_max_introspection_depth,
+        max_aliases=settings.query_max_aliases,
+        max_directives=settings.query_max_directives,
+        max_selections=settings.query_max_selections,
+        max_operations=settings.query_max_operations,
+        max_cost=settings.query_max_cost,
+        max_operation_name=settings.operation_name_max_chars,
+    )
+
+
+def _observe(_name: str | None, kind: str | None, outcome: str, seconds: float) -> None:
+    OPERATIONS.labels(kind or "none", outcome).inc()
+    OPERATION_SECONDS.labels(kind or "none").observe(seconds)
 
 
 def create_app_from_env() -> Starlette:

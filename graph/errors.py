@@ -45,6 +45,16 @@ class ErrorCode(Enum):
         "BAD_USER_INPUT",
         description="An argument is out of range or malformed (a bad cursor or id).",
     )
+    QUERY_TOO_COMPLEX = strawberry.enum_value(
+        "QUERY_TOO_COMPLEX",
+        description="The document or operation is over a limit (cost, depth, aliases, directives,"
+        " selections); `extensions` names the limit and gives its maximum and the measured value.",
+    )
+    SERVICE_UNAVAILABLE = strawberry.enum_value(
+        "SERVICE_UNAVAILABLE",
+        description="Something the operation needs is unreachable; retry after `retryAfter`"
+        " seconds.",
+    )
     BAD_REQUEST = strawberry.enum_value("BAD_REQUEST", description="The HTTP request is malformed.")
     GRAPHQL_PARSE_FAILED = strawberry.enum_value(
         "GRAPHQL_PARSE_FAILED", description="The document is not valid GraphQL syntax."

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import strawberry
-from graphql import GraphQLError
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, SchemaExtension
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
 
 from graph.admin.mutations import AdminMutations
-from graph.documents import MAX_ALIASES, MAX_DEPTH
 from graph.errors import (
     ConflictError,
     ForbiddenError,
@@ -24,7 +15,6 @@ from graph.errors import (
     NotFoundError,
     ValidationError,
 )
-from graph.extensions import DocumentCache, ErrorCodes
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
@@ -34,10 +24,6 @@ from graph.sessions.mutations import SessionMutations
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 from graph.users.types import UserType
-
-# Built once: validation results are cached per rule set, so the rule classes must not
-# be made anew for every request.
-LIMIT_RULES = (max_aliases_rule(MAX_ALIASES), max_depth_rule(MAX_DEPTH, should_ignore=None))
 
 
 @strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
@@ -55,23 +41,11 @@ class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations)
     pass
 
 
-class MarketgraphSchema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Errors are logged by the ``ErrorCodes`` extension, with the request id."""
-
-
-def build_schema(
-    *, introspection: bool = True, field_suggestions: bool = True
-) -> strawberry.Schema:
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        DocumentCache,
-        ErrorCodes,
-    ]
-    rules = [*LIMIT_RULES, *([] if introspection else [NoSchemaIntrospectionCustomRule])]
-    extensions.append(lambda: AddValidationRules(rules))
-    return MarketgraphSchema(
+def build_schema(*, field_suggestions: bool = True) -> strawberry.Schema:
+    """The schema's types and resolvers. Documents are parsed, limited, validated and
+    executed by the HTTP edge (``graph.http``), not by Strawberry's own pipeline, so
+    the schema carries no extensions; introspection is switched off in validation."""
+    return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=[
@@ -86,7 +60,6 @@ def build_schema(
             InvalidStateError,
             InvalidCredentialsError,
         ],
-        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
     )
 

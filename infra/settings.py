@@ -52,6 +52,15 @@ class Settings:
     signin_client_limit: int = 20
     signup_client_limit: int = 10
     positions_public: bool = True
+    query_max_cost: int = 1_000
+    query_max_depth: int = 12
+    query_max_introspection_depth: int = 15
+    query_max_aliases: int = 30
+    query_max_directives: int = 50
+    query_max_selections: int = 10_000
+    query_max_tokens: int = 2_000
+    query_max_operations: int = 20
+    operation_name_max_chars: int = 100
 
     @property
     def jwt_secret(self) -> str:
@@ -99,6 +108,15 @@ class Settings:
             signin_client_limit=_int(env, "SIGNIN_CLIENT_LIMIT", 20, 1, 100_000),
             signup_client_limit=_int(env, "SIGNUP_CLIENT_LIMIT", 10, 1, 1_000_000),
             positions_public=_flag(env, "POSITIONS_PUBLIC", default=True),
+            query_max_cost=_int(env, "QUERY_MAX_COST", 1_000, 1, 10_000_000),
+            query_max_depth=_int(env, "QUERY_MAX_DEPTH", 12, 1, 100),
+            query_max_introspection_depth=_int(env, "QUERY_MAX_INTROSPECTION_DEPTH", 15, 1, 100),
+            query_max_aliases=_int(env, "QUERY_MAX_ALIASES", 30, 0, 10_000),
+            query_max_directives=_int(env, "QUERY_MAX_DIRECTIVES", 50, 0, 10_000),
+            query_max_selections=_int(env, "QUERY_MAX_SELECTIONS", 10_000, 1, 1_000_000),
+            query_max_tokens=_int(env, "QUERY_MAX_TOKENS", 2_000, 10, 1_000_000),
+            query_max_operations=_int(env, "QUERY_MAX_OPERATIONS", 20, 1, 1_000),
+            operation_name_max_chars=_int(env, "OPERATION_NAME_MAX_CHARS", 100, 1, 10_000),
         )
 
 

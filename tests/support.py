@@ -145,6 +145,11 @@ class GraphQLClient:
         return data
 
 
+def without_extensions(payload: dict[str, Any]) -> dict[str, Any]:
+    """A response's data and errors: every response also carries its cost in ``extensions``."""
+    return {key: value for key, value in payload.items() if key != "extensions"}
+
+
 async def promote(db: AsyncEngine, account: Account, role: str) -> None:
     """Give an account a role directly in the database (bootstrapping an admin for a test)."""
     async with db.begin() as conn:

@@ -13,8 +13,12 @@ import pytest
 from domain.entities import Outcome
 from infra.db.engine import create_engine
 from infra.settings import Settings
+from tests.api import roomy
 from tests.api.readside import Seed, SeedMarket, SeedPosition, SeedUser, global_id, now
 from tests.support import GraphQLClient, LiveServer
+
+# Pages of 100 nested lists are over the default cost limit: this module has its own server.
+server, http, gql = roomy.server, roomy.http, roomy.gql
 
 pytestmark = pytest.mark.embedded
 

@@ -20,8 +20,12 @@ import pytest
 from domain.entities import MarketStatus, Outcome
 from infra.db.engine import create_engine
 from infra.settings import Settings
+from tests.api import roomy
 from tests.api.readside import Seed, SeedMarket, SeedUser, now
 from tests.support import Account, GraphQLClient, LiveServer, MakeAccount
+
+# Pages of 100 nested lists are over the default cost limit: this module has its own server.
+server, http, gql = roomy.server, roomy.http, roomy.gql
 
 pytestmark = pytest.mark.embedded
 

@@ -11,7 +11,6 @@ tests/unit/test_policy.py pins to the issue.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +27,7 @@ from domain.entities import MarketStatus, Outcome, Role
 from domain.policy import ROLE_PERMISSIONS, Permission
 from infra.db.engine import create_engine
 from infra.settings import Settings
+from tests.api import roomy
 from tests.api.readside import Seed, SeedMarket, global_id, now, uuid_of
 from tests.support import (
     PASSWORD,
@@ -38,6 +38,9 @@ from tests.support import (
     MakeMarket,
     promote,
 )
+
+# Pages of 100 nested lists are over the default cost limit: this module has its own server.
+server, http, gql = roomy.server, roomy.http, roomy.gql
 
 pytestmark = pytest.mark.embedded
 
@@ -314,7 +317,7 @@ async def test_an_admin_sees_a_disabled_flag_others_do_not(
 @pytest.fixture(scope="module")
 def hidden_server(settings: Settings) -> Iterator[LiveServer]:
     """The same database served with POSITIONS_PUBLIC=false."""
-    live = LiveServer(dataclasses.replace(settings, positions_public=False))
+    live = LiveServer(roomy.roomy(settings, positions_public=False))
     live.start()
     yield live
     live.stop()

@@ -1,0 +1,125 @@
+"""Cost budgets at the edge: who pays for an operation, how much, and the refund.
+
+The identity is the signed-in user, else the client address (through
+``TRUSTED_PROXIES`` only; IPv6 by /64), and its role sizes the budget. An
+operation takes its requested cost before it runs; afterwards the difference
+between requested and actual cost (what the response really holds) is given
+back, so a client asking ``first: 100`` for a list of three pays for three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from domain.clients import client_key
+from domain.entities import Role
+from domain.policy import Actor
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    capacity: int
+    restore_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    allowed: bool
+    capacity: int
+    remaining: float
+    restore_per_second: float
+    retry_after_seconds: float
+    reset_seconds: float
+
+
+class BudgetStore(Protocol):
+    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState: ...
+
+    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState: ...
+
+    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What the budget said about one request."""
+
+    allowed: bool
+    limited: bool
+    key: str = ""
+    taken: int = 0
+    capacity: int = 0
+    remaining: float = 0.0
+    restore_per_second: float = 0.0
+    retry_after: float = 0.0
+    reset_after: float = 0.0
+    spec: BudgetSpec | None = None
+
+    def throttle_status(self) -> dict[str, Any] | None:
+        if not self.limited:
+            return None
+        return {
+            "maximumAvailable": self.capacity,
+            "currentlyAvailable": max(0, int(self.remaining)),
+            "restoreRate": self.restore_per_second,
+        }
+
+
+UNLIMITED = Allowance(allowed=True, limited=False)
+
+
+class BudgetGate:
+    """Takes and refunds operation costs; with no store (``RATE_LIMITS=off``) it admits all."""
+
+    def __init__(self, store: BudgetStore | None, specs: Mapping[Role | None, BudgetSpec]) -> None:
+        self._store = store
+        self._specs = specs
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    def _who(self, actor: Actor | None, client_ip: str | None) -> tuple[str, BudgetSpec]:
+        if actor is not None:
+            return f"budget:user:{actor.user_id}", self._specs[actor.role]
+        return f"budget:client:{client_key(client_ip)}", self._specs[None]
+
+    async def take(self, actor: Actor | None, client_ip: str | None, cost: int) -> Allowance:
+        if self._store is None:
+            return UNLIMITED
+        key, spec = self._who(actor, client_ip)
+        state = await self._store.take(key, cost, spec)
+        return _allowance(state, key, cost if state.allowed else 0, spec)
+
+    async def settle(self, allowance: Allowance, actual: int) -> Allowance:
+        """Give back what the operation was charged beyond its actual cost."""
+        if self._store is None or allowance.spec is None:
+            return allowance
+        refund = allowance.taken - actual
+        if refund <= 0:
+            return allowance
+        state = await self._store.refund(allowance.key, refund, allowance.spec)
+        return replace(_allowance(state, allowance.key, actual, allowance.spec), allowed=True)
+
+    async def peek(self, actor: Actor | None, client_ip: str | None) -> Allowance:
+        if self._store is None:
+            return UNLIMITED
+        key, spec = self._who(actor, client_ip)
+        return _allowance(await self._store.peek(key, spec), key, 0, spec)
+
+
+def _allowance(state: BudgetState, key: str, taken: int, spec: BudgetSpec) -> Allowance:
+    return Allowance(
+        allowed=state.allowed,
+        limited=True,
+        key=key,
+        taken=taken,
+        capacity=state.capacity,
+        remaining=state.remaining,
+        restore_per_second=state.restore_per_second,
+        retry_after=state.retry_after_seconds,
+        reset_after=state.reset_seconds,
+        spec=spec,
+    )

@@ -1,0 +1,422 @@
+"""The GraphQL endpoint: one request from bytes to response, in the order that keeps it cheap.
+
+1. Read the HTTP request (``graph.http.protocol``).
+2. Prepare the document once (``graph.documents``): parse, analyse, validate;
+   a document over a limit is refused here, before validation walks it.
+3. Choose the operation, coerce its variables, and compute its requested cost
+   (``graph.analysis``); an operation over the cost limit is refused.
+4. Authenticate (``graph.http.auth``), then take the cost from the client's
+   budget (``graph.budgets``): a client that cannot pay gets 429 and nothing runs.
+5. Execute (``graph.execution``), measure the actual cost of what came back,
+   refund the difference, and answer with the cost and budget in
+   ``extensions.cost`` and the ``RateLimit-*`` headers.
+
+Every request logs one line and counts once in the metrics, whatever its fate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from graphql import GraphQLError, GraphQLSchema, OperationType
+from graphql.error import GraphQLSyntaxError
+from graphql.execution.values import get_variable_values
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.http.ides import get_graphql_ide_html
+
+from graph.analysis import (
+    OperationFigures,
+    PageSizeOutOfRange,
+    actual_cost,
+    explain,
+    requested_cost,
+)
+from graph.budgets import Allowance, BudgetGate
+from graph.context import Context, Services
+from graph.documents import DocumentRefused, Documents, Prepared
+from graph.errors import INTERNAL_MESSAGE, ErrorCode
+from graph.execution import Executed, OutageCheck, run_operation
+from graph.http import auth
+from graph.http.protocol import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    GraphQLRequest,
+    RequestFailed,
+    bad_request,
+    encode,
+    failure_body,
+    media_type,
+    read_request,
+)
+from graph.loaders import Loaders
+from infra.tokens import AccessClaims
+
+log = structlog.get_logger("marketgraph.http")
+
+# What a client is told to wait before retrying when a dependency is down.
+OUTAGE_RETRY_AFTER_SECONDS = 5
+
+Observe = Callable[[str | None, str | None, str, float], None]
+
+
+def _ignore(_name: str | None, _kind: str | None, _outcome: str, _seconds: float) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class _Log:
+    """What the operation's log line says about it."""
+
+    name: str | None = None
+    kind: str | None = None
+    outcome: str = "ok"
+    requested: int | None = None
+    actual: int | None = None
+
+
+class GraphQLEndpoint:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        documents: Documents,
+        services: Services,
+        decode_access: Callable[[str], AccessClaims],
+        is_outage: OutageCheck,
+        budgets: BudgetGate,
+        *,
+        max_body_bytes: int,
+        graphiql: bool,
+        suggestions: bool = True,
+        observe: Observe = _ignore,
+    ) -> None:
+        self._schema = schema
+        self._documents = documents
+        self._limits = documents.limits
+        self._services = services
+        self._decode_access = decode_access
+        self._is_outage = is_outage
+        self._budgets = budgets
+        self._max_body = max_body_bytes
+        self._graphiql = graphiql
+        self._hide_suggestions = not suggestions
+        self._observe = observe
+        self._graphiql_html = get_graphql_ide_html(graphql_ide="graphiql") if graphiql else ""
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        request_id: str = request.state.request_id
+        media = media_type(request.headers.get("accept"))
+        entry = _Log()
+        context: Context | None = None
+        try:
+            if request.method not in ("GET", "POST"):
+                raise bad_request("Use GET or POST.", 405, Allow="GET, POST")
+            if request.method == "GET" and self._wants_graphiql(request):
+                return HTMLResponse(self._graphiql_html)
+            if media is None:
+                raise bad_request(f"Accept {JSON} or {GRAPHQL_RESPONSE}.", 406)
+            gql = await read_request(request, self._max_body, self._limits.max_operation_name)
+            prepared = self._prepare(gql)
+            operation = self._operation(prepared, gql, request.method)
+            entry.name, entry.kind = operation.name, operation.kind.value
+            variables = self._variables(operation, gql)
+            requested = self._requested(operation, variables)
+            entry.requested = requested
+            context = Context(
+                request_id=request_id,
+                services=self._services,
+                loaders=Loaders(self._services.readers),
+                claims=auth.claims(request, self._decode_access),
+                client_ip=request.client.host if request.client else None,
+            )
+            await auth.authenticate(context)
+            if gql.extensions.get("costExplain") is True:
+                entry.outcome = "explained"
+                response = self._explained(operation, variables, requested, media)
+            else:
+                response = await self._execute(
+                    prepared, operation, gql, context, requested, media, entry
+                )
+        except RequestFailed as failure:
+            entry.outcome = "rejected"
+            response = Response(
+                failure_body(failure),
+                status_code=failure.status_for(media),
+                media_type=media or JSON,
+                headers=failure.headers,
+            )
+        except Exception as error:
+            if self._is_outage(error):
+                entry.outcome = "unavailable"
+                response = self._unavailable(request_id, media, error)
+            else:
+                # A fault outside the resolvers (the identity lookup, say): the same masked,
+                # coded answer as one inside them, never a bare 500 page.
+                entry.outcome = "internal_error"
+                log.exception("graphql.request_failed", request_id=request_id)
+                response = self._internal(request_id, media)
+        elapsed = time.perf_counter() - started
+        self._observe(entry.name, entry.kind, entry.outcome, elapsed)
+        log.info(
+            "graphql.operation",
+            request_id=request_id,
+            operation_name=entry.name,
+            operation_type=entry.kind,
+            duration_ms=round(elapsed * 1000, 3),
+            outcome=entry.outcome,
+            status=response.status_code,
+            requested_cost=entry.requested,
+            actual_cost=entry.actual,
+            viewer_id=str(context.viewer_id) if context and context.viewer_id else None,
+        )
+        return response
+
+    # --- before execution ------------------------------------------------------------------
+
+    def _wants_graphiql(self, request: Request) -> bool:
+        return (
+            self._graphiql
+            and "query" not in request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    def _prepare(self, gql: GraphQLRequest) -> Prepared:
+        if gql.query is None:
+            raise bad_request("Pass the document as 'query'.")
+        try:
+            return self._documents.prepare(gql.query)
+        except GraphQLSyntaxError as error:
+            locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
+            raise RequestFailed(
+                400,
+                ErrorCode.GRAPHQL_PARSE_FAILED,
+                error.message,
+                locations=locations,
+                legacy_ok=True,
+            ) from None
+        except DocumentRefused as refusal:
+            raise RequestFailed(
+                400,
+                ErrorCode.QUERY_TOO_COMPLEX,
+                refusal.message,
+                extensions=refusal.extensions(),
+                legacy_ok=True,
+            ) from None
+
+    def _operation(self, prepared: Prepared, gql: GraphQLRequest, method: str) -> OperationFigures:
+        operation = prepared.figures.operation(gql.operation_name)
+        if operation is None:
+            raise bad_request(
+                f"No operation named '{gql.operation_name}' in the document."
+                if gql.operation_name
+                else "The document has several operations: name one in 'operationName'."
+            )
+        if operation.kind is OperationType.SUBSCRIPTION:
+            raise bad_request("Subscriptions are served over WebSocket.")
+        if method == "GET" and operation.kind is not OperationType.QUERY:
+            raise bad_request("Send mutations with POST.", 405, Allow="POST")
+        if prepared.errors:
+            raise _validation_failed(prepared.errors)
+        return operation
+
+    def _variables(self, operation: OperationFigures, gql: GraphQLRequest) -> dict[str, Any]:
+        coerced = get_variable_values(
+            self._schema,
+            operation.node.variable_definitions or (),
+            gql.variables or {},
+            max_errors=10,
+            hide_suggestions=self._hide_suggestions,
+        )
+        if isinstance(coerced, list):
+            raise _bad_variables(coerced)
+        return coerced.coerced
+
+    def _requested(self, operation: OperationFigures, variables: dict[str, Any]) -> int:
+        try:
+            cost = requested_cost(operation, variables)
+        except PageSizeOutOfRange as error:
+            raise RequestFailed(
+                400,
+                ErrorCode.BAD_USER_INPUT,
+                str(error),
+                extensions={"argument": error.argument, "path": error.path},
+                legacy_ok=True,
+            ) from None
+        maximum = self._limits.max_cost
+        if cost > maximum:
+            raise RequestFailed(
+                400,
+                ErrorCode.QUERY_TOO_COMPLEX,
+                f"The operation may cost {cost:,} points; at most {maximum:,} are allowed per"
+                " operation. Ask for smaller pages or fewer nested lists"
+                " (send extensions.costExplain for the breakdown).",
+                extensions={"limit": "cost", "maximum": maximum, "measured": cost},
+                legacy_ok=True,
+            )
+        return cost
+
+    def _explained(
+        self, operation: OperationFigures, variables: dict[str, Any], requested: int, media: str
+    ) -> Response:
+        rows = [
+            row for row in explain(operation, variables) if row["kind"] != "leaf" or row["cost"]
+        ]
+        body = {
+            "extensions": {
+                "cost": {
+                    "requestedQueryCost": requested,
+                    "maximumQueryCost": self._limits.max_cost,
+                },
+                "costExplain": rows,
+            }
+        }
+        return Response(encode(body), media_type=media)
+
+    # --- execution ---------------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        prepared: Prepared,
+        operation: OperationFigures,
+        gql: GraphQLRequest,
+        context: Context,
+        requested: int,
+        media: str,
+        entry: _Log,
+    ) -> Response:
+        allowance = await self._budgets.take(await context.actor(), context.client_ip, requested)
+        if not allowance.allowed:
+            entry.outcome = "throttled"
+            return self._throttled(allowance, requested, media)
+        executed: Executed = await run_operation(
+            self._schema,
+            prepared.document,
+            gql.operation_name,
+            gql.variables,
+            context,
+            self._is_outage,
+            hide_suggestions=self._hide_suggestions,
+        )
+        if executed.outage is not None:
+            await self._budgets.settle(allowance, 0)
+            raise executed.outage
+        actual = actual_cost(operation, executed.data)
+        entry.actual = actual
+        allowance = await self._budgets.settle(allowance, actual)
+        entry.outcome = (
+            "internal_error"
+            if executed.internal_errors
+            else ("errors" if executed.errors else "ok")
+        )
+        payload: dict[str, Any] = {}
+        if executed.errors:
+            payload["errors"] = executed.errors
+        payload["data"] = executed.data
+        payload["extensions"] = {"cost": _cost_extension(requested, actual, allowance)}
+        return Response(encode(payload), media_type=media, headers=_rate_headers(allowance))
+
+    def _throttled(self, allowance: Allowance, requested: int, media: str) -> Response:
+        retry_after = max(1, math.ceil(allowance.retry_after))
+        body = {
+            "errors": [
+                {
+                    "message": f"The operation costs {requested} points and {allowance.remaining}"
+                    f" are available; retry in {retry_after} seconds.",
+                    "extensions": {
+                        "code": ErrorCode.RATE_LIMITED.value,
+                        "retryAfter": retry_after,
+                        "cost": _cost_extension(requested, 0, allowance),
+                    },
+                }
+            ]
+        }
+        headers = {**_rate_headers(allowance), "Retry-After": str(retry_after)}
+        return Response(encode(body), status_code=429, media_type=media, headers=headers)
+
+    @staticmethod
+    def _unavailable(request_id: str, media: str | None, error: BaseException) -> Response:
+        log.warning("graphql.unavailable", request_id=request_id, error=type(error).__name__)
+        body = {
+            "errors": [
+                {
+                    "message": "The service is temporarily unavailable; retry shortly.",
+                    "extensions": {
+                        "code": ErrorCode.SERVICE_UNAVAILABLE.value,
+                        "requestId": request_id,
+                        "retryAfter": OUTAGE_RETRY_AFTER_SECONDS,
+                    },
+                }
+            ]
+        }
+        return Response(
+            encode(body),
+            status_code=503,
+            media_type=media or JSON,
+            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+        )
+
+    @staticmethod
+    def _internal(request_id: str, media: str | None) -> Response:
+        body = {
+            "errors": [
+                {
+                    "message": INTERNAL_MESSAGE,
+                    "extensions": {
+                        "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
+                        "requestId": request_id,
+                    },
+                }
+            ]
+        }
+        return Response(encode(body), status_code=500, media_type=media or JSON)
+
+
+class _Coded(RequestFailed):
+    """Several GraphQL errors of one kind, each given the same code; no data."""
+
+    def __init__(self, status: int, code: ErrorCode, errors: tuple[GraphQLError, ...]) -> None:
+        super().__init__(status, code, errors[0].message, legacy_ok=True)
+        self._errors = errors
+
+    def errors(self) -> list[dict[str, Any]]:
+        coded = []
+        for error in self._errors:
+            formatted: dict[str, Any] = dict(error.formatted)
+            formatted["extensions"] = {
+                **(formatted.get("extensions") or {}),
+                "code": self.code.value,
+            }
+            coded.append(formatted)
+        return coded
+
+
+def _validation_failed(errors: tuple[GraphQLError, ...]) -> RequestFailed:
+    return _Coded(422, ErrorCode.GRAPHQL_VALIDATION_FAILED, errors)
+
+
+def _bad_variables(errors: list[GraphQLError]) -> RequestFailed:
+    return _Coded(400, ErrorCode.BAD_USER_INPUT, tuple(errors))
+
+
+def _cost_extension(requested: int, actual: int, allowance: Allowance) -> dict[str, Any]:
+    return {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": allowance.throttle_status(),
+    }
+
+
+def _rate_headers(allowance: Allowance) -> dict[str, str]:
+    if not allowance.limited:
+        return {}
+    return {
+        "RateLimit-Limit": str(allowance.capacity),
+        "RateLimit-Remaining": str(max(0, math.floor(allowance.remaining))),
+        "RateLimit-Reset": str(max(0, math.ceil(allowance.reset_after))),
+    }
