@@ -76,6 +76,8 @@ class Market:
     volume: Decimal
     created_at: datetime
     updated_at: datetime
+    # The shown YES price for q_yes/q_no: derived state, kept by every change of the shares.
+    yes_price: Decimal
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,13 +75,42 @@ def may_delete_market(actor: Actor, market: Market) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """What belongs to a user and is shown to the user themself, to holders of
+    ``permission`` and, where a deployment makes it public (``configurable``), to all.
+
+    The same rule is evaluated here for the resolver path and rendered as a SQL
+    predicate by the compiled path (``infra/db/compiler.py``), from ``sees_all``
+    and the viewer's id.
+    """
+
+    name: str
+    permission: Permission
+    configurable: bool = False
+
+    def sees_all(self, actor: Actor | None, public: bool = False) -> bool:
+        """Whether the viewer sees every owner's, so no per-owner check is needed."""
+        return (self.configurable and public) or has_permission(actor, self.permission)
+
+    def allows(self, actor: Actor | None, owner_id: UUID, public: bool = False) -> bool:
+        if self.sees_all(actor, public):
+            return True
+        return actor is not None and actor.user_id == owner_id
+
+
+# A user's email, balance, account state and permissions.
+PRIVATE_FIELDS = Visibility("private-fields", Permission.USER_READ_PRIVATE)
+# Positions: public unless configured private (POSITIONS_PUBLIC=false); then as private as the
+# email, on every path.
+POSITIONS = Visibility("positions", Permission.USER_READ_PRIVATE, configurable=True)
+
+
 def may_read_private(actor: Actor | None, user_id: UUID) -> bool:
     """A user's email, balance and account state: the user themself and ``user:read:private``."""
-    if actor is None:
-        return False
-    return actor.user_id == user_id or has_permission(actor, Permission.USER_READ_PRIVATE)
+    return PRIVATE_FIELDS.allows(actor, user_id)
 
 
 def may_read_positions(actor: Actor | None, holder_id: UUID, positions_public: bool) -> bool:
     """Positions are public unless configured private; then as private as the email."""
-    return positions_public or may_read_private(actor, holder_id)
+    return POSITIONS.allows(actor, holder_id, positions_public)

@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
+from domain.readplan import Bound, Plan
 
 Clock = Callable[[], datetime]
 
@@ -175,3 +176,8 @@ class Throttle(Protocol):
 
     async def release(self, key: str, slot_id: str) -> None:
         """Give a place back (the attempt succeeded, so it does not count)."""
+
+
+class CompiledReads(Protocol):
+    async def read(self, plan: Plan, bound: Bound) -> list[str | None]:
+        """Each root field's JSON text (None for null), in the plan's order: one statement each."""

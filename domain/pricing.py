@@ -107,3 +107,9 @@ _HIGHEST = 1 - QUANTUM
 def display_price(price: Decimal) -> Decimal:
     """A price at 8 places that still lies strictly in (0, 1), however lopsided the market."""
     return min(max(price.quantize(QUANTUM), _LOWEST), _HIGHEST)
+
+
+def quoted_yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
+    """The YES price a market shows, at 8 places. Stored on the market's row by whatever
+    changes its shares, so that reads (far more frequent than trades) never compute it."""
+    return display_price(yes_price(q_yes, q_no, b))

@@ -20,15 +20,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.policy import POSITIONS
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.budgets import BudgetGate
+from graph.compiled import Planner
 from graph.context import Services
 from graph.documents import DocumentLimits, Documents
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
+from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
 from infra.db.engine import create_engine, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
@@ -128,6 +131,17 @@ def create_app(settings: Settings) -> Starlette:
         introspection=settings.introspection,
         suggestions=suggestions,
     )
+    # Queries that read only what the read model declares are compiled to one SQL statement
+    # per root field (PostgreSQL only: the embedded SQLite default runs the resolvers).
+    compiled_reads = (
+        PgCompiledReads(
+            asyncpg_dsn(settings.database_url),
+            settings.db_pool_size,
+            public=frozenset({POSITIONS.name}) if settings.positions_public else frozenset(),
+        )
+        if settings.compiled_reads and not settings.is_sqlite
+        else None
+    )
     graphql = GraphQLEndpoint(
         schema._schema,
         documents,
@@ -139,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
         graphiql=settings.graphiql,
         suggestions=suggestions,
         observe=_observe,
+        compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
     )
 
     @asynccontextmanager
@@ -147,6 +162,8 @@ def create_app(settings: Settings) -> Starlette:
             await upgrade(engine)  # the embedded default keeps itself current
         else:
             await ensure_current(engine)
+        if compiled_reads is not None:
+            await compiled_reads.open()
         log.info("app.started", environment=settings.environment, redis=redis is not None)
         try:
             yield
@@ -154,6 +171,8 @@ def create_app(settings: Settings) -> Starlette:
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
+            if compiled_reads is not None:
+                await compiled_reads.close()
             await engine.dispose()
 
     async def health(_request: Request) -> Response:
@@ -195,6 +214,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
+    app.state.compiled_reads = compiled_reads
     app.state.services = services
     app.state.tokens = tokens
     return app

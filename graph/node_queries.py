@@ -43,7 +43,7 @@ async def _resolve(context: Context, type_name: str, ident: UUID) -> Node | None
     return PositionType.from_entity(position)
 
 
-def _parse(value: str, argument: str) -> tuple[str, UUID]:
+def parse_node_id(value: str, argument: str) -> tuple[str, UUID]:
     parsed = from_global_id(value)
     if parsed is None:
         raise bad_input(f"'{value}' is not a valid id.", argument)
@@ -58,7 +58,7 @@ class NodeQueries:
         info: Info[Context, None],
         id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
     ) -> Node | None:
-        return await _resolve(info.context, *_parse(id, "id"))
+        return await _resolve(info.context, *parse_node_id(id, "id"))
 
     @strawberry.field(
         description="Objects by global id, in the order asked; null where there is none."
@@ -72,5 +72,5 @@ class NodeQueries:
     ) -> list[Node | None]:
         if len(ids) > MAX_IDS:
             raise bad_input(f"At most {MAX_IDS} ids at once.", "ids")
-        parsed = [_parse(value, "ids") for value in ids]
+        parsed = [parse_node_id(value, "ids") for value in ids]
         return list(await asyncio.gather(*(_resolve(info.context, t, i) for t, i in parsed)))

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import LedgerKind, MarketStatus, Outcome, Role, TradeSide
 from domain.money import charge
+from domain.pricing import quoted_yes_price
 from infra.db.models import ledger_entries, markets, positions, trades, users
 
 BATCH = 5000
@@ -198,6 +199,7 @@ async def seed(engine: AsyncEngine, size: SeedSize, password_hash: str, rng_seed
         book = books[market["id"]]
         market["q_yes"], market["q_no"] = book.yes_shares, book.no_shares
         market["volume"] = book.volume
+        market["yes_price"] = quoted_yes_price(market["q_yes"], market["q_no"], market["liquidity"])
     grants = [
         {
             "id": uuid.UUID(int=rng.getrandbits(128), version=4),

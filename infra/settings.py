@@ -61,6 +61,7 @@ class Settings:
     query_max_tokens: int = 2_000
     query_max_operations: int = 20
     operation_name_max_chars: int = 100
+    compiled_reads: bool = True
 
     @property
     def jwt_secret(self) -> str:
@@ -117,6 +118,7 @@ class Settings:
             query_max_tokens=_int(env, "QUERY_MAX_TOKENS", 2_000, 10, 1_000_000),
             query_max_operations=_int(env, "QUERY_MAX_OPERATIONS", 20, 1, 1_000),
             operation_name_max_chars=_int(env, "OPERATION_NAME_MAX_CHARS", 100, 1, 10_000),
+            compiled_reads=_flag(env, "COMPILED_READS", default=True),
         )
 
 

@@ -82,6 +82,10 @@ class LiveServer:
         def _record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
             self.sql.statements.append(statement)
 
+        compiled = self.app.state.compiled_reads
+        if compiled is not None:  # the compiled read path sends its statements itself
+            compiled.listeners.append(self.sql.statements.append)
+
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",

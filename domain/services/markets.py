@@ -14,6 +14,7 @@ from domain.entities import Market, MarketStatus
 from domain.errors import Forbidden, InvalidState, NotFound
 from domain.policy import Actor, Permission, has_permission, may_delete_market, may_update_market
 from domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from domain.pricing import quoted_yes_price
 
 DEFAULT_LIQUIDITY = Decimal(100)
 
@@ -43,6 +44,7 @@ class MarketService:
             volume=Decimal(0),
             created_at=now,
             updated_at=now,
+            yes_price=quoted_yes_price(Decimal(0), Decimal(0), Decimal(1)),
         )
         async with self._uow() as uow:
             created = await uow.markets.add(market)

@@ -22,14 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from graphql import GraphQLError, GraphQLSchema, OperationType
 from graphql.error import GraphQLSyntaxError
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from domain.ports import CompiledReads
 from graph.analysis import (
     OperationFigures,
     PageSizeOutOfRange,
@@ -38,6 +40,7 @@ from graph.analysis import (
     requested_cost,
 )
 from graph.budgets import Allowance, BudgetGate
+from graph.compiled import CompiledOperation, Planner, bind
 from graph.context import Context, Services
 from graph.documents import DocumentRefused, Documents, Prepared
 from graph.errors import INTERNAL_MESSAGE, ErrorCode
@@ -78,6 +81,8 @@ class _Log:
     outcome: str = "ok"
     requested: int | None = None
     actual: int | None = None
+    # Which executor ran it: "compiled" (one SQL statement per root field) or "resolver".
+    path: str | None = None
 
 
 class GraphQLEndpoint:
@@ -94,6 +99,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         suggestions: bool = True,
         observe: Observe = _ignore,
+        compiled: tuple[Planner, CompiledReads] | None = None,
     ) -> None:
         self._schema = schema
         self._documents = documents
@@ -106,6 +112,7 @@ class GraphQLEndpoint:
         self._graphiql = graphiql
         self._hide_suggestions = not suggestions
         self._observe = observe
+        self._compiled = compiled
         self._graphiql_html = get_graphql_ide_html(graphql_ide="graphiql") if graphiql else ""
 
     async def handle(self, request: Request) -> Response:
@@ -125,8 +132,10 @@ class GraphQLEndpoint:
             prepared = self._prepare(gql)
             operation = self._operation(prepared, gql, request.method)
             entry.name, entry.kind = operation.name, operation.kind.value
+            if prepared.errors:
+                raise _validation_failed(prepared.errors)
             variables = self._variables(operation, gql)
-            requested = self._requested(operation, variables)
+            requested = self._requested(operation, variables.coerced)
             entry.requested = requested
             context = Context(
                 request_id=request_id,
@@ -138,10 +147,10 @@ class GraphQLEndpoint:
             await auth.authenticate(context)
             if gql.extensions.get("costExplain") is True:
                 entry.outcome = "explained"
-                response = self._explained(operation, variables, requested, media)
+                response = self._explained(operation, variables.coerced, requested, media)
             else:
                 response = await self._execute(
-                    prepared, operation, gql, context, requested, media, entry
+                    prepared, operation, gql, variables, context, requested, media, entry
                 )
         except RequestFailed as failure:
             entry.outcome = "rejected"
@@ -170,6 +179,7 @@ class GraphQLEndpoint:
             operation_type=entry.kind,
             duration_ms=round(elapsed * 1000, 3),
             outcome=entry.outcome,
+            path=entry.path,
             status=response.status_code,
             requested_cost=entry.requested,
             actual_cost=entry.actual,
@@ -221,11 +231,9 @@ class GraphQLEndpoint:
             raise bad_request("Subscriptions are served over WebSocket.")
         if method == "GET" and operation.kind is not OperationType.QUERY:
             raise bad_request("Send mutations with POST.", 405, Allow="POST")
-        if prepared.errors:
-            raise _validation_failed(prepared.errors)
         return operation
 
-    def _variables(self, operation: OperationFigures, gql: GraphQLRequest) -> dict[str, Any]:
+    def _variables(self, operation: OperationFigures, gql: GraphQLRequest) -> VariableValues:
         coerced = get_variable_values(
             self._schema,
             operation.node.variable_definitions or (),
@@ -235,7 +243,7 @@ class GraphQLEndpoint:
         )
         if isinstance(coerced, list):
             raise _bad_variables(coerced)
-        return coerced.coerced
+        return coerced
 
     def _requested(self, operation: OperationFigures, variables: dict[str, Any]) -> int:
         try:
@@ -285,15 +293,35 @@ class GraphQLEndpoint:
         prepared: Prepared,
         operation: OperationFigures,
         gql: GraphQLRequest,
+        variables: VariableValues,
         context: Context,
         requested: int,
         media: str,
         entry: _Log,
     ) -> Response:
-        allowance = await self._budgets.take(await context.actor(), context.client_ip, requested)
+        actor = await context.actor()
+        allowance = await self._budgets.take(actor, context.client_ip, requested)
         if not allowance.allowed:
             entry.outcome = "throttled"
             return self._throttled(allowance, requested, media)
+        if self._compiled is not None:
+            planner, reads = self._compiled
+            compiled = planner.plan(prepared.document, operation)
+            if compiled is not None:
+                response = await self._run_compiled(
+                    compiled,
+                    reads,
+                    operation,
+                    variables,
+                    context,
+                    allowance,
+                    requested,
+                    media,
+                    entry,
+                )
+                if response is not None:
+                    return response
+        entry.path = "resolver"
         executed: Executed = await run_operation(
             self._schema,
             prepared.document,
@@ -320,6 +348,49 @@ class GraphQLEndpoint:
         payload["data"] = executed.data
         payload["extensions"] = {"cost": _cost_extension(requested, actual, allowance)}
         return Response(encode(payload), media_type=media, headers=_rate_headers(allowance))
+
+    async def _run_compiled(
+        self,
+        compiled: CompiledOperation,
+        reads: CompiledReads,
+        operation: OperationFigures,
+        variables: VariableValues,
+        context: Context,
+        allowance: Allowance,
+        requested: int,
+        media: str,
+        entry: _Log,
+    ) -> Response | None:
+        """The response from one SQL statement per root field, or None when an argument is
+        one the resolver path refuses (it then runs, and says why)."""
+        bound = bind(compiled, variables, await context.actor())
+        if bound is None:
+            return None
+        try:
+            texts = await reads.read(compiled.plan, bound)
+        except Exception as error:
+            if self._is_outage(error):
+                raise
+            # The resolver path is the reference: a statement the database refuses (a bug,
+            # a schema out of step) must not cost the client an answer it would give.
+            log.exception("graphql.compiled_failed", request_id=context.request_id)
+            return None
+        entry.path = "compiled"
+        keys = [root.key for root in compiled.plan.roots]
+        data = {
+            key: None if text is None else orjson.loads(text)
+            for key, text in zip(keys, texts, strict=True)
+        }
+        actual = actual_cost(operation, data)
+        entry.actual = actual
+        allowance = await self._budgets.settle(allowance, actual)
+        fields = b",".join(
+            orjson.dumps(key) + b":" + (b"null" if text is None else text.encode())
+            for key, text in zip(keys, texts, strict=True)
+        )
+        extensions = encode({"cost": _cost_extension(requested, actual, allowance)})
+        body = b'{"data":{' + fields + b'},"extensions":' + extensions + b"}"
+        return Response(body, media_type=media, headers=_rate_headers(allowance))
 
     def _throttled(self, allowance: Allowance, requested: int, media: str) -> Response:
         retry_after = max(1, math.ceil(allowance.retry_after))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from strawberry.types import Info
 from domain.entities import MarketStatus as DomainStatus
 from domain.reads import MarketFilter as MarketCriteria
 from domain.reads import MarketOrder as MarketSort
-from domain.reads import MarketSortField
+from domain.reads import MarketSortField, PageRequest
 from graph.context import Context
 from graph.enums import MarketOrderField, MarketStatus, OrderDirection
 from graph.errors import bad_input
@@ -121,18 +122,49 @@ class MarketQueries:
             strawberry.argument(description="Sort order (default: newest first)."),
         ] = None,
     ) -> Connection[MarketType]:
-        order = order_by or MarketOrder()
-        sort = f"markets:{order.field.name}:{order.direction.name}"
-        request = page_request(sort, _VALUE_KIND[order.field], first, after, last, before)
-        criteria = filter.to_criteria() if filter else MarketCriteria()
+        listing = market_listing(first, after, last, before, filter, order_by)
         readers = info.context.services.readers
-        page = await readers.market_page(
-            criteria,
-            MarketSort(
-                field=MarketSortField[order.field.name],
-                descending=order.direction is OrderDirection.DESC,
-            ),
-            request,
-        )
+        page = await readers.market_page(listing.criteria, listing.order, listing.request)
         to_node = await market_nodes(info, [market for _, market in page.items])
-        return connection(page, sort, to_node, lambda: readers.market_count(criteria))
+        return connection(
+            page, listing.sort, to_node, lambda: readers.market_count(listing.criteria)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketListing:
+    """The ``markets`` arguments, checked: the page, the criteria and the order."""
+
+    request: PageRequest
+    criteria: MarketCriteria
+    order: MarketSort
+    # The cursor sort name, e.g. ``markets:VOLUME:DESC``.
+    sort: str
+
+
+def market_listing(
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    filter: MarketFilter | None,
+    order_by: MarketOrder | None,
+) -> MarketListing:
+    """Check and decode the arguments of ``markets`` (BAD_USER_INPUT when wrong).
+
+    The resolver and the compiled path both read them through here, so both
+    refuse the same arguments with the same errors.
+    """
+    order = order_by or MarketOrder()
+    sort = f"markets:{order.field.name}:{order.direction.name}"
+    request = page_request(sort, _VALUE_KIND[order.field], first, after, last, before)
+    criteria = filter.to_criteria() if filter else MarketCriteria()
+    return MarketListing(
+        request=request,
+        criteria=criteria,
+        order=MarketSort(
+            field=MarketSortField[order.field.name],
+            descending=order.direction is OrderDirection.DESC,
+        ),
+        sort=sort,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -14,7 +13,6 @@ from strawberry.types import Info
 
 from domain.entities import Market, Position
 from domain.policy import Permission, has_permission
-from domain.pricing import display_price, yes_price
 from domain.reads import Page
 from graph.context import Context
 from graph.enums import MarketStatus, Outcome
@@ -31,13 +29,6 @@ if TYPE_CHECKING:
 
 POSITIONS_SORT = "positions:created_at:asc"
 EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
-
-
-@lru_cache(maxsize=65_536)
-def _shown_yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
-    # Reads far outnumber trades, so most markets are priced from the same state
-    # again and again; the exponentials cost more than the rest of the object.
-    return display_price(yes_price(q_yes, q_no, b))
 
 
 async def market_nodes(
@@ -106,7 +97,7 @@ class MarketType(Node):
     @classmethod
     def from_entity(cls, market: Market, creator: UserType | None = None) -> MarketType:
         """``creator`` is the market's creator when the caller fetched it ahead."""
-        price = _shown_yes_price(market.q_yes, market.q_no, market.liquidity)
+        price = market.yes_price
         return cls(
             id=strawberry.ID(to_global_id("Market", market.id)),
             name=market.name,

@@ -67,6 +67,9 @@ markets = sa.Table(
     sa.Column("volume", Money, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Derived from q_yes, q_no and liquidity (domain.pricing.quoted_yes_price), kept by the
+    # transactions that change them so that no read computes exponentials.
+    sa.Column("yes_price", Money, nullable=False),
     sa.CheckConstraint("liquidity > 0", name="liquidity_positive"),
     sa.CheckConstraint("volume >= 0", name="volume_not_negative"),
 )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import LedgerKind, MarketStatus, Outcome, Role, TradeSide
 from domain.money import QUANTUM
-from domain.pricing import buy_cost, yes_price
+from domain.pricing import buy_cost, quoted_yes_price, yes_price
 from infra.db.models import ledger_entries, markets, positions, trades, users
 
 GRANT = Decimal(1000)
@@ -207,6 +207,7 @@ class Seed:
                 "volume": m.volume,
                 "created_at": m.created_at,
                 "updated_at": m.created_at,
+                "yes_price": quoted_yes_price(m.q_yes, m.q_no, LIQUIDITY),
             }
             for m in self.markets
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -21,15 +22,31 @@ ROOMY_COST = 100_000
 
 
 def roomy(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with the cost limit raised (and any other ``changes``)."""
     return dataclasses.replace(settings, query_max_cost=ROOMY_COST, **changes)  # type: ignore[arg-type]
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[LiveServer]:
+    live = LiveServer(settings)
+    live.start()
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture(scope="module")
 def server(settings: Settings) -> Iterator[LiveServer]:
-    live = LiveServer(roomy(settings))
-    live.start()
-    yield live
-    live.stop()
+    with running(roomy(settings)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def resolver_server(settings: Settings) -> Iterator[LiveServer]:
+    """The same, with the compiled read path off: every query runs the resolvers."""
+    with running(roomy(settings, compiled_reads=False)) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +58,9 @@ async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(http)
+
+
+@pytest.fixture(scope="module")
+async def resolver_gql(resolver_server: LiveServer) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(base_url=resolver_server.url, timeout=30) as client:
+        yield GraphQLClient(client)

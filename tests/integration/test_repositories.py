@@ -62,6 +62,7 @@ def new_market(creator_id: uuid.UUID, name: str | None = None) -> Market:
         volume=Decimal(0),
         created_at=NOW,
         updated_at=NOW,
+        yes_price=Decimal("0.5"),
     )
 
 

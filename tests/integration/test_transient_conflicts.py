@@ -32,6 +32,7 @@ def market(creator: uuid.UUID) -> Market:
         volume=Decimal(0),
         created_at=now,
         updated_at=now,
+        yes_price=Decimal("0.5"),
     )
 
 

@@ -65,6 +65,7 @@ async def add_market(engine: AsyncEngine, creator_id: uuid.UUID) -> uuid.UUID:
                 volume=Decimal(0),
                 created_at=EPOCH,
                 updated_at=EPOCH,
+                yes_price=Decimal("0.5"),
             )
         )
     return market_id

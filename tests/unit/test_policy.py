@@ -56,6 +56,7 @@ def market_of(creator: uuid.UUID) -> Market:
         volume=Decimal(0),
         created_at=at,
         updated_at=at,
+        yes_price=Decimal("0.5"),
     )
 
 

@@ -1,0 +1,426 @@
+"""The compiled read path: a query operation planned against the read model.
+
+A validated query whose every field is in the read model (``domain/readmodel``)
+is planned once per document (``Planner``): fragments are expanded and fields
+merged by response key as GraphQL's CollectFields does, each field is mapped
+to what the read model says about it, and every argument that varies by
+request gets a numbered slot. Per request, ``bind`` fills the slots through the
+very functions the resolvers use to check their arguments (cursors, ids,
+filters, page sizes), so an argument the resolver path would refuse makes the
+request fall back to it, and the client gets the resolver path's error.
+
+Anything else falls back too: mutations, fields outside the read model,
+``@skip``/``@include`` decided by a variable.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from strawberry.types.arguments import convert_arguments
+
+from domain.policy import POSITIONS, PRIVATE_FIELDS, Actor
+from domain.readmodel import TYPES, Children, ObjectType, Private, Reference, market_sort
+from domain.readplan import (
+    Bound,
+    Connection,
+    ConnectionOutput,
+    Cursor,
+    Edges,
+    Leaf,
+    Node,
+    NodeId,
+    Nodes,
+    NotCompilable,
+    One,
+    Output,
+    PageArgs,
+    PageInfo,
+    PageInfoField,
+    Plan,
+    Root,
+    RootKind,
+    Selection,
+    SlotValue,
+    TotalCount,
+    Typename,
+    Viewer,
+)
+from graph.analysis import OperationFigures
+from graph.errors import ApiError, bad_input
+from graph.ids import expect_id
+from graph.markets.queries import market_listing
+from graph.node_queries import MAX_IDS, parse_node_id
+from graph.pagination import page_request
+
+PLAN_CACHE_SIZE = 1_024
+_RULES = (PRIVATE_FIELDS, POSITIONS)
+_PAGE_INFO = {field.value: field for field in PageInfoField}
+
+Binder = Callable[[VariableValues], SlotValue]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOperation:
+    plan: Plan
+    binders: tuple[Binder, ...]
+
+
+class Planner:
+    """Plans operations of one schema, keeping the plan (or the verdict) per document."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        self._strawberry = schema
+        self._schema: GraphQLSchema = schema._schema
+        self._cache: OrderedDict[
+            tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]
+        ] = OrderedDict()
+
+    def plan(self, document: DocumentNode, operation: OperationFigures) -> CompiledOperation | None:
+        """The compiled form of the operation, or None when the resolver path must serve it."""
+        key = (id(document), operation.name)
+        found = self._cache.get(key)
+        if found is not None and found[0] is document:
+            self._cache.move_to_end(key)
+            return found[1]
+        compiled: CompiledOperation | None
+        try:
+            compiled = _Builder(self._strawberry, self._schema, document).operation(operation)
+        except NotCompilable:
+            compiled = None
+        self._cache[key] = (document, compiled)
+        if len(self._cache) > PLAN_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return compiled
+
+
+def bind(
+    compiled: CompiledOperation, variables: VariableValues, actor: Actor | None
+) -> Bound | None:
+    """The slots of one request, or None when an argument is one the resolver path refuses."""
+    try:
+        slots = tuple(binder(variables) for binder in compiled.binders)
+    except ApiError:
+        return None
+    viewer = Viewer(
+        user_id=actor.user_id if actor else None,
+        sees_all=frozenset(rule.name for rule in _RULES if rule.sees_all(actor)),
+    )
+    return Bound(slots, viewer)
+
+
+class _Builder:
+    def __init__(
+        self, schema: strawberry.Schema, graphql: GraphQLSchema, document: DocumentNode
+    ) -> None:
+        self._strawberry = schema
+        self._schema = graphql
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._binders: list[Binder] = []
+
+    def operation(self, operation: OperationFigures) -> CompiledOperation:
+        if operation.kind is not OperationType.QUERY:
+            raise NotCompilable("only queries are compiled")
+        query = self._schema.query_type
+        assert query is not None
+        roots = tuple(
+            self._root(key, nodes, query)
+            for key, nodes in self._collect([operation.node.selection_set], query).items()
+        )
+        return CompiledOperation(Plan(roots, len(self._binders)), tuple(self._binders))
+
+    # --- fields, as CollectFields gathers them ------------------------------------------------
+
+    def _collect(
+        self, sets: Sequence[SelectionSetNode], kind: GraphQLObjectType
+    ) -> dict[str, list[FieldNode]]:
+        fields: dict[str, list[FieldNode]] = {}
+        for selection_set in sets:
+            self._gather(selection_set, kind, fields)
+        return fields
+
+    def _gather(
+        self,
+        selection_set: SelectionSetNode,
+        kind: GraphQLObjectType,
+        into: dict[str, list[FieldNode]],
+    ) -> None:
+        for selection in selection_set.selections:
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                into.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, kind):
+                    self._gather(selection.selection_set, kind, into)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self._fragments.get(selection.name.value)
+                if fragment is not None and self._applies(fragment.type_condition.name.value, kind):
+                    self._gather(fragment.selection_set, kind, into)
+
+    def _applies(self, condition: str, kind: GraphQLObjectType) -> bool:
+        if condition == kind.name:
+            return True
+        abstract = self._schema.get_type(condition)
+        return abstract is not None and self._schema.is_sub_type(abstract, kind)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _included(selection: FieldNode | InlineFragmentNode | FragmentSpreadNode | Any) -> bool:
+        for directive in selection.directives or ():
+            name = directive.name.value
+            if name not in ("skip", "include"):
+                raise NotCompilable(f"directive @{name}")
+            condition = next(
+                (a.value for a in directive.arguments or () if a.name.value == "if"), None
+            )
+            if condition is None or isinstance(condition, VariableNode):
+                raise NotCompilable("@skip/@include decided by a variable")
+            value = getattr(condition, "value", None)
+            if value is not (name == "include"):
+                return False
+        return True
+
+    @staticmethod
+    def _subsets(nodes: Sequence[FieldNode]) -> list[SelectionSetNode]:
+        return [node.selection_set for node in nodes if node.selection_set is not None]
+
+    def _field(self, kind: GraphQLObjectType, name: str) -> tuple[GraphQLField, str]:
+        field = kind.fields.get(name)
+        if field is None:
+            raise NotCompilable(f"{kind.name}.{name}")
+        definition = (field.extensions or {}).get("strawberry-definition")
+        python_name = getattr(definition, "python_name", None)
+        if not isinstance(python_name, str):
+            raise NotCompilable(f"{kind.name}.{name} has no Python name")
+        return field, python_name
+
+    @staticmethod
+    def _object_type(field: GraphQLField) -> GraphQLObjectType:
+        kind: Any = field.type
+        while hasattr(kind, "of_type"):
+            kind = kind.of_type
+        if not isinstance(kind, GraphQLObjectType):
+            raise NotCompilable(f"{kind} is not an object type")
+        return kind
+
+    def _slot(self, binder: Binder) -> int:
+        self._binders.append(binder)
+        return len(self._binders) - 1
+
+    def _arguments(
+        self, field: GraphQLField, node: FieldNode
+    ) -> Callable[[VariableValues], dict[str, Any]]:
+        """The field's arguments for one request, converted as Strawberry converts them."""
+        definition = (field.extensions or {}).get("strawberry-definition")
+        arguments = list(getattr(definition, "arguments", ()) or ())
+        registry = self._strawberry.schema_converter.scalar_registry
+        config = self._strawberry.config
+
+        def read(variables: VariableValues) -> dict[str, Any]:
+            raw = get_argument_values(field, node, variables)
+            return convert_arguments(raw, arguments, scalar_registry=registry, config=config)
+
+        return read
+
+    # --- roots -------------------------------------------------------------------------------
+
+    def _root(self, key: str, nodes: list[FieldNode], query: GraphQLObjectType) -> Root:
+        name = nodes[0].name.value
+        if name == "__typename":
+            raise NotCompilable("__typename at the root")
+        field, _ = self._field(query, name)
+        subsets = self._subsets(nodes)
+        if name in ("market", "user"):
+            model = TYPES["Market" if name == "market" else "User"]
+            arguments = self._arguments(field, nodes[0])
+            type_name = model.name
+            slot = self._slot(lambda v: expect_id(arguments(v)["id"], type_name, "id"))
+            return Root(
+                key,
+                RootKind.BY_ID,
+                slot,
+                selection=self._selection(model, self._object_type(field), subsets),
+            )
+        if name == "viewer":
+            user = TYPES["User"]
+            return Root(
+                key,
+                RootKind.VIEWER,
+                selection=self._selection(user, self._object_type(field), subsets),
+            )
+        if name == "markets":
+            arguments = self._arguments(field, nodes[0])
+
+            def page(variables: VariableValues) -> SlotValue:
+                listing = market_listing(**arguments(variables))
+                request = listing.request
+                return PageArgs(
+                    sort=market_sort(listing.order),
+                    size=request.size,
+                    backward=request.backward,
+                    cursor=request.before if request.backward else request.after,
+                    filter=listing.criteria,
+                )
+
+            slot = self._slot(page)
+            connection = self._connection(
+                key, TYPES["Market"], None, self._object_type(field), subsets, slot
+            )
+            return Root(key, RootKind.LIST, slot, connection=connection)
+        if name in ("node", "nodes"):
+            arguments = self._arguments(field, nodes[0])
+            branches = {
+                model.name: self._selection(model, self._concrete(model.name), subsets)
+                for model in TYPES.values()
+            }
+            if name == "node":
+                slot = self._slot(lambda v: NodeId(*parse_node_id(arguments(v)["id"], "id")))
+                return Root(key, RootKind.NODE, slot, branches=branches)
+            slot = self._slot(lambda v: _node_ids(arguments(v)["ids"]))
+            return Root(key, RootKind.NODES, slot, branches=branches)
+        raise NotCompilable(f"Query.{name}")
+
+    def _concrete(self, name: str) -> GraphQLObjectType:
+        kind = self._schema.get_type(name)
+        assert isinstance(kind, GraphQLObjectType)
+        return kind
+
+    # --- objects and pages -------------------------------------------------------------------
+
+    def _selection(
+        self, model: ObjectType, kind: GraphQLObjectType, subsets: Sequence[SelectionSetNode]
+    ) -> Selection:
+        outputs: list[Output] = []
+        for key, nodes in self._collect(subsets, kind).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                outputs.append(Typename(key, kind.name))
+                continue
+            field, python_name = self._field(kind, name)
+            declared = model.fields.get(python_name)
+            if declared is None:
+                raise NotCompilable(f"{kind.name}.{name} is outside the read model")
+            if isinstance(declared, Reference):
+                target = TYPES[declared.target]
+                outputs.append(
+                    One(
+                        key,
+                        declared,
+                        self._selection(target, self._object_type(field), self._subsets(nodes)),
+                    )
+                )
+            elif isinstance(declared, Children):
+                arguments = self._arguments(field, nodes[0])
+                sort = declared.sort
+
+                def page(
+                    variables: VariableValues, read: Any = arguments, sort: Any = sort
+                ) -> SlotValue:
+                    given = read(variables)
+                    request = page_request(
+                        sort.name, sort.kind, given.get("first"), given.get("after")
+                    )
+                    return PageArgs(sort=sort, size=request.size, cursor=request.after)
+
+                slot = self._slot(page)
+                outputs.append(
+                    self._connection(
+                        key,
+                        TYPES[declared.target],
+                        declared,
+                        self._object_type(field),
+                        self._subsets(nodes),
+                        slot,
+                    )
+                )
+            elif isinstance(declared, Private) or not isinstance(declared, Reference | Children):
+                if nodes[0].selection_set is not None:
+                    raise NotCompilable(f"{kind.name}.{name} has a selection")
+                outputs.append(Leaf(key, declared))
+        return Selection(model, tuple(outputs))
+
+    def _connection(
+        self,
+        key: str,
+        target: ObjectType,
+        children: Children | None,
+        kind: GraphQLObjectType,
+        subsets: Sequence[SelectionSetNode],
+        slot: int,
+    ) -> Connection:
+        outputs: list[ConnectionOutput] = []
+        for output_key, nodes in self._collect(subsets, kind).items():
+            name = nodes[0].name.value
+            inner = self._subsets(nodes)
+            if name == "__typename":
+                outputs.append(Typename(output_key, kind.name))
+            elif name == "totalCount":
+                outputs.append(TotalCount(output_key))
+            elif name == "nodes":
+                node_type = self._object_type(kind.fields["nodes"])
+                outputs.append(Nodes(output_key, self._selection(target, node_type, inner)))
+            elif name == "edges":
+                outputs.append(
+                    Edges(
+                        output_key,
+                        self._edge(target, self._object_type(kind.fields["edges"]), inner),
+                    )
+                )
+            elif name == "pageInfo":
+                info_type = self._object_type(kind.fields["pageInfo"])
+                info: list[tuple[str, PageInfoField] | Typename] = []
+                for info_key, info_nodes in self._collect(inner, info_type).items():
+                    info_name = info_nodes[0].name.value
+                    if info_name == "__typename":
+                        info.append(Typename(info_key, info_type.name))
+                    else:
+                        info.append((info_key, _PAGE_INFO[info_name]))
+                outputs.append(PageInfo(output_key, tuple(info)))
+            else:
+                raise NotCompilable(f"{kind.name}.{name}")
+        return Connection(key, target, children, tuple(outputs), slot)
+
+    def _edge(
+        self, target: ObjectType, kind: GraphQLObjectType, subsets: Sequence[SelectionSetNode]
+    ) -> tuple[Cursor | Node | Typename, ...]:
+        parts: list[Cursor | Node | Typename] = []
+        for key, nodes in self._collect(subsets, kind).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                parts.append(Typename(key, kind.name))
+            elif name == "cursor":
+                parts.append(Cursor(key))
+            elif name == "node":
+                node_type = self._object_type(kind.fields["node"])
+                parts.append(Node(key, self._selection(target, node_type, self._subsets(nodes))))
+            else:
+                raise NotCompilable(f"{kind.name}.{name}")
+        return tuple(parts)
+
+
+def _node_ids(values: Sequence[str]) -> SlotValue:
+    if len(values) > MAX_IDS:
+        raise bad_input(f"At most {MAX_IDS} ids at once.", "ids")
+    return tuple(NodeId(*parse_node_id(value, "ids")) for value in values)
