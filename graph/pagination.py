@@ -64,7 +64,14 @@ VALUE_KINDS: dict[str, Callable[[Any], Any]] = {
 
 
 def encode_cursor(sort: str, key: Key) -> str:
-    value = key[0].isoformat() if isinstance(key[0], datetime) else str(key[0])
+    # Written as the response shows times and amounts, and as the compiled read path
+    # (infra/db/compiler.py) writes cursors in SQL: the two must give the same text.
+    if isinstance(key[0], datetime):
+        value = key[0].astimezone(UTC).isoformat(timespec="microseconds")
+    elif isinstance(key[0], Decimal):
+        value = format(key[0], "f")
+    else:
+        value = str(key[0])
     raw = orjson.dumps([sort, value, key[1].hex])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

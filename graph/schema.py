@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.scalar import ScalarDefinition, scalar
 
 from graph.admin.mutations import AdminMutations
 from graph.errors import (
@@ -41,6 +46,22 @@ class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations)
     pass
 
 
+def _instant(value: datetime) -> str:
+    # Always with microseconds: isoformat() drops them when they are zero, and one shape of
+    # output is what the compiled read path (infra/db/compiler.py) writes too.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _fixed(value: Any) -> str:
+    return format(value if isinstance(value, Decimal) else Decimal(value), "f")
+
+
+_SCALARS: dict[object, ScalarDefinition] = {
+    datetime: scalar(name="DateTime", serialize=_instant, parse_value=datetime.fromisoformat),
+    Decimal: scalar(name="Decimal", serialize=_fixed, parse_value=Decimal),
+}
+
+
 def build_schema(*, field_suggestions: bool = True) -> strawberry.Schema:
     """The schema's types and resolvers. Documents are parsed, limited, validated and
     executed by the HTTP edge (``graph.http``), not by Strawberry's own pipeline, so
@@ -60,7 +81,9 @@ def build_schema(*, field_suggestions: bool = True) -> strawberry.Schema:
             InvalidStateError,
             InvalidCredentialsError,
         ],
-        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        config=StrawberryConfig(
+            disable_field_suggestions=not field_suggestions, scalar_map=_SCALARS
+        ),
     )
 
 

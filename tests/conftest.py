@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import create_engine
 from infra.db.migrate import upgrade
 from infra.settings import Settings
-from tests.support import PASSWORD, Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
+from tests.support import (
+    Account,
+    GraphQLClient,
+    LiveServer,
+    MakeAccount,
+    MakeMarket,
+    sign_up_and_in,
+)
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -123,24 +130,6 @@ async def db(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-SIGN_UP = """
-mutation ($input: SignUpInput!) {
-  signUp(input: $input) {
-    __typename
-    ... on SignUpSuccess { user { id } }
-    ... on Error { message code }
-  }
-}
-"""
-SIGN_IN = """
-mutation ($input: SignInInput!) {
-  signIn(input: $input) {
-    __typename
-    ... on SignInSuccess { accessToken refreshToken user { id } }
-    ... on Error { message code }
-  }
-}
-"""
 CREATE_MARKET = """
 mutation ($input: CreateMarketInput!) {
   createMarket(input: $input) {
@@ -159,20 +148,7 @@ def make_account(gql: GraphQLClient) -> MakeAccount:
     """Sign a new user up and in through the API."""
 
     async def make(name: str = "Tester") -> Account:
-        email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:10]}@example.com"
-        data = await gql.data(
-            SIGN_UP, {"input": {"email": email, "password": PASSWORD, "displayName": name}}
-        )
-        assert data["signUp"]["__typename"] == "SignUpSuccess", data
-        signed = await gql.data(SIGN_IN, {"input": {"email": email, "password": PASSWORD}})
-        assert signed["signIn"]["__typename"] == "SignInSuccess", signed
-        return Account(
-            id=signed["signIn"]["user"]["id"],
-            email=email,
-            token=signed["signIn"]["accessToken"],
-            refresh_token=signed["signIn"]["refreshToken"],
-            password=PASSWORD,
-        )
+        return await sign_up_and_in(gql, name)
 
     return make
 

@@ -149,6 +149,44 @@ class GraphQLClient:
         return data
 
 
+SIGN_UP = """
+mutation ($input: SignUpInput!) {
+  signUp(input: $input) {
+    __typename
+    ... on SignUpSuccess { user { id } }
+    ... on Error { message code }
+  }
+}
+"""
+SIGN_IN = """
+mutation ($input: SignInInput!) {
+  signIn(input: $input) {
+    __typename
+    ... on SignInSuccess { accessToken refreshToken user { id } }
+    ... on Error { message code }
+  }
+}
+"""
+
+
+async def sign_up_and_in(gql: GraphQLClient, name: str = "Tester") -> Account:
+    """Sign a new user up and in through the API."""
+    email = f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:10]}@example.com"
+    data = await gql.data(
+        SIGN_UP, {"input": {"email": email, "password": PASSWORD, "displayName": name}}
+    )
+    assert data["signUp"]["__typename"] == "SignUpSuccess", data
+    signed = await gql.data(SIGN_IN, {"input": {"email": email, "password": PASSWORD}})
+    assert signed["signIn"]["__typename"] == "SignInSuccess", signed
+    return Account(
+        id=signed["signIn"]["user"]["id"],
+        email=email,
+        token=signed["signIn"]["accessToken"],
+        refresh_token=signed["signIn"]["refreshToken"],
+        password=PASSWORD,
+    )
+
+
 def without_extensions(payload: dict[str, Any]) -> dict[str, Any]:
     """A response's data and errors: every response also carries its cost in ``extensions``."""
     return {key: value for key, value in payload.items() if key != "extensions"}

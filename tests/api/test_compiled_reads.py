@@ -7,12 +7,37 @@ between the two.
 
 from __future__ import annotations
 
-import pytest
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.entities import MarketStatus, Outcome
+from graph.pagination import encode_cursor
+from infra.db.engine import create_engine
+from infra.settings import Settings
 from tests.api import crowd as shared
 from tests.api import roomy
 from tests.api.crowd import Crowd, check_q2, counted, q2
-from tests.support import GraphQLClient, LiveServer
+from tests.api.operations import World, operations
+from tests.api.readside import GRANT, Seed, SeedMarket, global_id, now
+from tests.support import (
+    Account,
+    GraphQLClient,
+    LiveServer,
+    promote,
+    sign_up_and_in,
+    without_extensions,
+)
 
 server, http, gql = roomy.server, roomy.http, roomy.gql
 crowd = shared.crowd
@@ -45,3 +70,216 @@ async def test_each_root_field_is_one_statement(
     assert data["b"]["totalCount"] == shared.MARKETS
     assert data["c"] == {"id": market.gid}
     assert count == 3, server.sql.statements
+
+
+# --- the compiled path gives the resolver path's answer -------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A server compiling what it can and one running the resolvers, over the same data."""
+
+    compiled: GraphQLClient
+    compiled_server: LiveServer
+    resolver: GraphQLClient
+
+
+ODD_NAMES = ('O\'Brien "Quote" \\ back', "Zoë 日本 ünïcödé", "plain", "tab\tand/slash", "%_like_")
+
+
+@dataclass(frozen=True)
+class Viewers:
+    """Anonymous, a holder (USER), a moderator and an admin, each with a working token."""
+
+    tokens: dict[str, str | None]
+    holder: Account
+
+
+@pytest.fixture(scope="module")
+async def viewers(gql: GraphQLClient, settings: Settings) -> Viewers:
+    tokens: dict[str, str | None] = {"anonymous": None}
+    engine = create_engine(settings)
+    holder: Account | None = None
+    for role in ("USER", "MODERATOR", "ADMIN"):
+        account = await sign_up_and_in(gql, f"Diff {role.lower()}")
+        if role == "USER":
+            holder = account
+        else:
+            await promote(engine, account, role)
+        tokens[role] = account.token
+    await engine.dispose()
+    assert holder is not None
+    return Viewers(tokens, holder)
+
+
+@pytest.fixture(scope="module")
+async def world(viewers: Viewers, settings: Settings) -> World:
+    """Markets, users and positions with awkward names, times and amounts, seeded once."""
+    rng = random.Random(2026)
+    token = f"diff{uuid.uuid4().hex[:8]}"
+    seed = Seed()
+    base = now() - timedelta(days=3)
+    people = [
+        seed.user(f"{ODD_NAMES[i % len(ODD_NAMES)]} {i}", base + timedelta(seconds=i))
+        for i in range(7)
+    ]
+    holder = viewers.holder
+    seed.existing_user(holder.uuid, GRANT)
+    holders = [p.id for p in people] + [holder.uuid]
+    made: list[SeedMarket] = []
+    statuses = (
+        MarketStatus.ACTIVE,
+        MarketStatus.ACTIVE,
+        MarketStatus.CLOSED,
+        MarketStatus.RESOLVED,
+        MarketStatus.CANCELLED,
+    )
+    for i in range(14):
+        created = base + timedelta(minutes=i, microseconds=(0 if i % 3 else 123_456 * (i % 7)))
+        market = seed.market(
+            people[i % len(people)].id,
+            f"{token} {ODD_NAMES[i % len(ODD_NAMES)]} #{i}",
+            status=statuses[i % len(statuses)],
+            end_date=base + timedelta(days=10 + i % 4, microseconds=i * 1_000),
+            created_at=created,
+        )
+        # Ties on the sort fields: several markets share an end date and a created time.
+        made.append(market)
+        for j, who in enumerate(rng.sample(holders, rng.randint(0, 5))):
+            outcome = Outcome.YES if rng.random() < 0.5 else Outcome.NO
+            seed.buy(
+                who,
+                market,
+                outcome,
+                Decimal(rng.randint(1, 6)),
+                created + timedelta(seconds=j, microseconds=j * 7),
+            )
+    engine = create_engine(settings)
+    await seed.save(engine)
+    await engine.dispose()
+    cursors: dict[str, tuple[str, ...]] = {}
+    for order in ("VOLUME", "CREATED_AT", "END_DATE", "NAME"):
+        for direction in ("ASC", "DESC"):
+            sort = f"markets:{order}:{direction}"
+            attribute = {
+                "VOLUME": "volume",
+                "CREATED_AT": "created_at",
+                "END_DATE": "end_date",
+                "NAME": "name",
+            }[order]
+            cursors[sort] = tuple(encode_cursor(sort, (getattr(m, attribute), m.id)) for m in made)
+    cursors["market-positions"] = tuple(
+        encode_cursor("positions:created_at:asc", (p.created_at, p.id)) for p in seed.positions
+    )
+    cursors["user-positions"] = tuple(
+        encode_cursor("user-positions:created_at:asc", (p.created_at, p.id)) for p in seed.positions
+    )
+    cursors["creator-markets"] = tuple(
+        encode_cursor("creator-markets:created_at:desc", (m.created_at, m.id)) for m in made
+    )
+    return World(
+        markets=(*tuple(m.gid for m in made), global_id("Market", uuid.UUID(int=0))),
+        users=(*tuple(p.gid for p in people), holder.id),
+        positions=tuple(p.gid for p in seed.positions),
+        token=token,
+        cursors=cursors,
+        times=tuple((base + timedelta(days=d)).isoformat() for d in (9, 11, 12, 30)),
+    )
+
+
+@pytest.fixture(scope="module")
+def resolver_public(settings: Settings) -> Iterator[LiveServer]:
+    with roomy.running(roomy.roomy(settings, compiled_reads=False)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def compiled_private(settings: Settings) -> Iterator[LiveServer]:
+    with roomy.running(roomy.roomy(settings, positions_public=False)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def resolver_private(settings: Settings) -> Iterator[LiveServer]:
+    with roomy.running(roomy.roomy(settings, positions_public=False, compiled_reads=False)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module", params=["public", "private"])
+async def pair(
+    request: pytest.FixtureRequest,
+    server: LiveServer,
+    resolver_public: LiveServer,
+    compiled_private: LiveServer,
+    resolver_private: LiveServer,
+) -> AsyncIterator[Pair]:
+    compiled, resolver = (
+        (server, resolver_public)
+        if request.param == "public"
+        else (compiled_private, resolver_private)
+    )
+    async with (
+        httpx.AsyncClient(base_url=compiled.url, timeout=30) as left,
+        httpx.AsyncClient(base_url=resolver.url, timeout=30) as right,
+    ):
+        yield Pair(GraphQLClient(left), compiled, GraphQLClient(right))
+
+
+async def answers(
+    pair: Pair, document: str, variables: dict[str, Any], token: str | None
+) -> tuple[Any, Any, list[str]]:
+    pair.compiled_server.sql.reset()
+    compiled = await pair.compiled.post(document, variables, token)
+    statements = [s for s in pair.compiled_server.sql.statements if "json_build_object" in s]
+    resolved = await pair.resolver.post(document, variables, token)
+    assert compiled.status_code == resolved.status_code, (compiled.text, resolved.text)
+    return without_extensions(compiled.json()), without_extensions(resolved.json()), statements
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+@given(data=st.data())
+async def test_generated_operations_give_the_resolvers_answer(
+    pair: Pair, world: World, viewers: Viewers, data: st.DataObject
+) -> None:
+    operation = data.draw(operations(world))
+    for who, token in viewers.tokens.items():
+        compiled, resolved, statements = await answers(
+            pair, operation.document, operation.variables, token
+        )
+        assert compiled == resolved, (who, operation.document, operation.variables)
+        if operation.valid and "errors" not in resolved:
+            assert len(statements) == operation.roots, (who, operation.document, statements)
+
+
+CONTRACT = Path(__file__).resolve().parent.parent / "contract" / "operations"
+
+
+async def test_contract_queries_give_the_resolvers_answer(
+    pair: Pair, world: World, viewers: Viewers
+) -> None:
+    variables: dict[str, dict[str, Any]] = {
+        "TopMarkets": {"first": 5},
+        "MarketDetail": {"id": world.markets[0]},
+        "NodeById": {"id": world.positions[0]},
+        "SearchMarkets": {"text": world.token, "first": 3},
+        "Viewer": {},
+    }
+    checked = 0
+    for path in sorted(CONTRACT.glob("*.graphql")):
+        document = path.read_text()
+        if not document.lstrip().startswith("query"):
+            continue
+        for token in viewers.tokens.values():
+            compiled, resolved, statements = await answers(
+                pair, document, variables.get(path.stem, {}), token
+            )
+            assert compiled == resolved, path.name
+            assert "errors" not in resolved, resolved
+            assert statements, f"{path.name} was not compiled"
+        checked += 1
+    assert checked == len(variables)
