@@ -41,6 +41,7 @@ class RefreshRecord:
     expires_at: datetime
     used_at: datetime | None
     session_revoked: bool
+    session_created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

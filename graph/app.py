@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
-from domain.services.sessions import SessionService, SignInLimits
+from domain.services.sessions import SessionPolicy, SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.context import Services
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
@@ -34,7 +34,7 @@ from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.passwords import Argon2Hasher
-from infra.redis import create_redis
+from infra.redis import RedisBreaker, create_redis, is_outage, warm_up
 from infra.settings import Settings
 from infra.throttle import MemoryThrottle, RedisThrottle
 from infra.tokens import JwtTokens
@@ -77,7 +77,11 @@ class RequestIdMiddleware:
 def create_app(settings: Settings) -> Starlette:
     configure_logging(settings.log_level, settings.log_format)
     engine = create_engine(settings)
-    redis: Redis | None = create_redis(settings.redis_url) if settings.redis_url else None
+    redis: Redis | None = (
+        create_redis(settings.redis_url, settings.redis_pool_size) if settings.redis_url else None
+    )
+    # One breaker for every Redis user of the process: one outage, one log line.
+    breaker = RedisBreaker()
     tokens = JwtTokens(
         keys=dict(settings.jwt_keys),
         current_kid=settings.jwt_keys[0][0],
@@ -88,7 +92,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     hasher = Argon2Hasher()
     reads = read_engine(engine)
-    throttle = RedisThrottle(redis, settings.redis_key_prefix) if redis else MemoryThrottle()
+    throttle = (
+        RedisThrottle(redis, settings.redis_key_prefix, breaker) if redis else MemoryThrottle()
+    )
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
@@ -106,14 +112,21 @@ def create_app(settings: Settings) -> Starlette:
             throttle=throttle,
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             limits=SignInLimits(
-                per_account=settings.signin_account_limit,
+                per_account_and_client=settings.signin_account_limit,
                 per_client=settings.signin_client_limit,
+                account_ceiling=settings.signin_account_ceiling,
+            ),
+            policy=SessionPolicy(
+                lifetime=timedelta(seconds=settings.session_lifetime_seconds),
+                reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
             ),
         ),
         markets=MarketService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         readers=Readers(reads),
-        identities=IdentityReader(reads),
+        identities=IdentityReader(
+            reads, timedelta(seconds=settings.session_lifetime_seconds), utcnow
+        ),
         positions_public=settings.positions_public,
     )
     schema = build_schema(
@@ -129,6 +142,13 @@ def create_app(settings: Settings) -> Starlette:
             await upgrade(engine)  # the embedded default keeps itself current
         else:
             await ensure_current(engine)
+        if redis is not None:
+            try:
+                await warm_up(redis, settings.redis_pool_size)
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                breaker.failed(error)  # serve anyway: limits start in process
         log.info("app.started", environment=settings.environment, redis=redis is not None)
         try:
             yield
@@ -153,8 +173,7 @@ def create_app(settings: Settings) -> Starlette:
         if redis is not None:
             try:
                 async with asyncio.timeout(READY_TIMEOUT):
-                    await redis.ping()
-                checks["redis"] = "ok"
+                    checks["redis"] = await breaker.check(redis)
             except Exception as error:
                 checks["redis"] = f"unavailable: {type(error).__name__}"
         ok = all(value == "ok" for value in checks.values())
@@ -179,6 +198,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.engine = engine
     app.state.services = services
     app.state.tokens = tokens
+    app.state.redis_breaker = breaker
     return app
 
 

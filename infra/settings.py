@@ -52,6 +52,10 @@ class Settings:
     signin_client_limit: int = 20
     signup_client_limit: int = 10
     positions_public: bool = True
+    redis_pool_size: int = 64
+    signin_account_ceiling: int = 100
+    refresh_reuse_grace_seconds: int = 10
+    session_lifetime_seconds: int = 90 * 86_400
 
     @property
     def jwt_secret(self) -> str:
@@ -99,6 +103,12 @@ class Settings:
             signin_client_limit=_int(env, "SIGNIN_CLIENT_LIMIT", 20, 1, 100_000),
             signup_client_limit=_int(env, "SIGNUP_CLIENT_LIMIT", 10, 1, 1_000_000),
             positions_public=_flag(env, "POSITIONS_PUBLIC", default=True),
+            redis_pool_size=_int(env, "REDIS_POOL_SIZE", 64, 4, 10_000),
+            signin_account_ceiling=_int(env, "SIGNIN_ACCOUNT_CEILING", 100, 1, 1_000_000),
+            refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300),
+            session_lifetime_seconds=_int(
+                env, "SESSION_LIFETIME_SECONDS", 90 * 86_400, 300, 3_650 * 86_400
+            ),
         )
 
 
