@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
+from domain.limits import BudgetSpec, BudgetState
 
 Clock = Callable[[], datetime]
 
@@ -176,3 +177,22 @@ class Throttle(Protocol):
 
     async def release(self, key: str, slot_id: str) -> None:
         """Give a place back (the attempt succeeded, so it does not count)."""
+
+
+class Budgets(Protocol):
+    """Cost budgets (``domain.limits``): buckets of points keyed by identity.
+
+    Every call is atomic: concurrent ``take`` calls against one budget never
+    take more than it holds. A budget nobody has touched (or that has refilled
+    completely) is full.
+    """
+
+    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState:
+        """Take ``cost`` points if the budget holds them; otherwise take nothing and
+        answer ``allowed=False`` with the wait until it will."""
+
+    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        """Give back ``points`` (taken but not spent); a budget never exceeds its capacity."""
+
+    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
+        """The budget as it stands, changing nothing."""

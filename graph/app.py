@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.ports import Budgets
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionPolicy, SessionService, SignInLimits
@@ -27,6 +28,7 @@ from domain.services.users import UserService
 from graph.context import Services
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
+from infra.budgets import MemoryBudgets, RedisBudgets
 from infra.db.engine import create_engine, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
@@ -95,6 +97,11 @@ def create_app(settings: Settings) -> Starlette:
     throttle = (
         RedisThrottle(redis, settings.redis_key_prefix, breaker) if redis else MemoryThrottle()
     )
+    budgets: Budgets | None = None
+    if settings.rate_limits:
+        budgets = (
+            RedisBudgets(redis, settings.redis_key_prefix, breaker) if redis else MemoryBudgets()
+        )
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
@@ -128,6 +135,7 @@ def create_app(settings: Settings) -> Starlette:
             reads, timedelta(seconds=settings.session_lifetime_seconds), utcnow
         ),
         positions_public=settings.positions_public,
+        budgets=budgets,
     )
     schema = build_schema(
         introspection=settings.introspection, field_suggestions=not settings.production
@@ -199,6 +207,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.services = services
     app.state.tokens = tokens
     app.state.redis_breaker = breaker
+    app.state.budgets = budgets  # None when RATE_LIMITS=off
     return app
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from domain.policy import Actor
+from domain.ports import Budgets
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService
@@ -29,6 +30,8 @@ class Services:
     readers: Readers
     identities: IdentityReader
     positions_public: bool = True
+    # Cost budgets; None when RATE_LIMITS=off.
+    budgets: Budgets | None = None
 
 
 @dataclass

@@ -113,12 +113,14 @@ class _Pool(BlockingConnectionPool):
             raise
 
 
-def create_redis(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Redis:
+def create_redis(
+    url: str, pool_size: int = DEFAULT_POOL_SIZE, pool_wait_seconds: float = POOL_WAIT_SECONDS
+) -> Redis:
     """A client for the request path: see the module docstring for why each setting."""
     pool = _Pool.from_url(
         url,
         max_connections=pool_size,
-        timeout=POOL_WAIT_SECONDS,
+        timeout=pool_wait_seconds,
         socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
         retry=Retry(NoBackoff(), 0),

@@ -10,13 +10,15 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from domain.limits import BudgetSpec, RoleBudgets
 
 ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "console")
@@ -56,6 +58,8 @@ class Settings:
     signin_account_ceiling: int = 100
     refresh_reuse_grace_seconds: int = 10
     session_lifetime_seconds: int = 90 * 86_400
+    rate_limits: bool = True
+    budgets: RoleBudgets = field(default_factory=RoleBudgets)
 
     @property
     def jwt_secret(self) -> str:
@@ -109,7 +113,36 @@ class Settings:
             session_lifetime_seconds=_int(
                 env, "SESSION_LIFETIME_SECONDS", 90 * 86_400, 300, 3_650 * 86_400
             ),
+            rate_limits=_flag(env, "RATE_LIMITS", default=True),
+            budgets=_budgets(env),
         )
+
+
+def _budgets(env: Mapping[str, str]) -> RoleBudgets:
+    """``BUDGET_<ROLE>=capacity:restore_per_second`` overrides a role's default budget."""
+    defaults = RoleBudgets()
+    return RoleBudgets(
+        anonymous=_budget(env, "BUDGET_ANONYMOUS", defaults.anonymous),
+        user=_budget(env, "BUDGET_USER", defaults.user),
+        moderator=_budget(env, "BUDGET_MODERATOR", defaults.moderator),
+        admin=_budget(env, "BUDGET_ADMIN", defaults.admin),
+    )
+
+
+def _budget(env: Mapping[str, str], name: str, default: BudgetSpec) -> BudgetSpec:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    capacity, sep, rate = raw.strip().partition(":")
+    try:
+        spec = BudgetSpec(capacity=int(capacity), restore_per_second=float(rate))
+    except ValueError:
+        spec = None
+    if not sep or spec is None or spec.capacity > 10_000_000 or not spec.restore_per_second < 1e7:
+        raise ConfigError(
+            f"{name}: expected capacity:restore_per_second, e.g. 1000:50 (positive numbers)"
+        )
+    return spec
 
 
 def _database_url(raw: str) -> str:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
 import signal
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from infra.settings import Settings
-from tests.support import LiveServer, MakeAccount, free_port
+from tests.support import LiveServer, MakeAccount, RedisProcess
 
 ACCOUNT_LIMIT = 5
 
@@ -135,53 +131,29 @@ async def test_the_per_client_limit_spans_accounts(settings: Settings, client_ad
 
 
 @pytest.fixture
-def private_redis() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A redis-server of this test's own on a spare port, so it can be stopped and frozen."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is needed for the Redis fault tests"
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_timeout=0.5)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    client.close()
-    try:
-        yield process, port
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)
-            process.kill()
-        process.wait(timeout=10)
+def private_redis() -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, so it can be stopped and frozen."""
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture
 async def faulty_server(
-    settings: Settings, private_redis: tuple[subprocess.Popen[bytes], int]
-) -> AsyncIterator[tuple[httpx.AsyncClient, subprocess.Popen[bytes]]]:
-    process, port = private_redis
-    live = LiveServer(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+    settings: Settings, private_redis: RedisProcess
+) -> AsyncIterator[tuple[httpx.AsyncClient, RedisProcess]]:
+    live = LiveServer(dataclasses.replace(settings, redis_url=private_redis.url))
     live.start()
     try:
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
-            yield http, process
+            yield http, private_redis
     finally:
         live.stop()
 
 
 async def test_throttling_holds_with_redis_stopped(
-    faulty_server: tuple[httpx.AsyncClient, subprocess.Popen[bytes]],
+    faulty_server: tuple[httpx.AsyncClient, RedisProcess],
     make_account: MakeAccount,
     client_address: str,
 ) -> None:
@@ -189,8 +161,7 @@ async def test_throttling_holds_with_redis_stopped(
     account = await make_account("Redis Down Target")
     first = await attempt(http, 2, account.email, "wrong password!", client_address)
     assert outcomes(first)[0] == ["InvalidCredentialsError"] * 2
-    redis_process.terminate()
-    redis_process.wait(timeout=10)
+    redis_process.stop()
     ready = await http.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["redis"] == "unavailable, limits in process"
@@ -198,20 +169,28 @@ async def test_throttling_holds_with_redis_stopped(
     typenames, limited = outcomes(payload)
     assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
     assert len(limited) == 20 - ACCOUNT_LIMIT
+    # Back on the same port: readiness sees it, and the limits use it again.
+    redis_process.start()
+    ready = await http.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["redis"] == "ok"
+    shared = await attempt(http, 1, account.email, "wrong password!", fresh_client())
+    assert outcomes(shared)[0] == ["InvalidCredentialsError"]
 
 
 async def test_throttling_holds_with_redis_frozen(
-    faulty_server: tuple[httpx.AsyncClient, subprocess.Popen[bytes]],
+    faulty_server: tuple[httpx.AsyncClient, RedisProcess],
     make_account: MakeAccount,
     client_address: str,
 ) -> None:
     http, redis_process = faulty_server
     account = await make_account("Redis Frozen Target")
-    os.kill(redis_process.pid, signal.SIGSTOP)
+    assert redis_process.process is not None
+    os.kill(redis_process.process.pid, signal.SIGSTOP)
     try:
         payload = await attempt(http, 20, account.email, "wrong password!", client_address)
     finally:
-        os.kill(redis_process.pid, signal.SIGCONT)
+        os.kill(redis_process.process.pid, signal.SIGCONT)
     typenames, limited = outcomes(payload)
     assert typenames == ["InvalidCredentialsError"] * ACCOUNT_LIMIT
     assert len(limited) == 20 - ACCOUNT_LIMIT
