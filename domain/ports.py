@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from uuid import UUID
 
 from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
+from domain.limits import BudgetSpec, BudgetState
 from domain.readplan import Bound, Plan
 
 Clock = Callable[[], datetime]
@@ -42,6 +43,7 @@ class RefreshRecord:
     expires_at: datetime
     used_at: datetime | None
     session_revoked: bool
+    session_created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +183,22 @@ class Throttle(Protocol):
 class CompiledReads(Protocol):
     async def read(self, plan: Plan, bound: Bound) -> list[str | None]:
         """Each root field's JSON text (None for null), in the plan's order: one statement each."""
+
+
+class Budgets(Protocol):
+    """Cost budgets (``domain.limits``): buckets of points keyed by identity.
+
+    Every call is atomic: concurrent ``take`` calls against one budget never
+    take more than it holds. A budget nobody has touched (or that has refilled
+    completely) is full.
+    """
+
+    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState:
+        """Take ``cost`` points if the budget holds them; otherwise take nothing and
+        answer ``allowed=False`` with the wait until it will."""
+
+    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        """Give back ``points`` (taken but not spent); a budget never exceeds its capacity."""
+
+    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
+        """The budget as it stands, changing nothing."""

@@ -21,9 +21,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.policy import POSITIONS
+from domain.ports import Budgets
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
-from domain.services.sessions import SessionService, SignInLimits
+from domain.services.sessions import SessionPolicy, SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.budgets import BudgetGate
 from graph.compiled import Planner
@@ -31,6 +32,7 @@ from graph.context import Services
 from graph.documents import DocumentLimits, Documents
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
+from infra.budgets import MemoryBudgets, RedisBudgets
 from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
 from infra.db.engine import create_engine, read_engine
 from infra.db.identity import IdentityReader
@@ -41,7 +43,8 @@ from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.metrics import OPERATION_SECONDS, OPERATIONS
 from infra.passwords import Argon2Hasher
-from infra.redis import create_redis
+from infra.redis import RedisBreaker, create_redis, warm_up
+from infra.redis import is_outage as redis_outage
 from infra.settings import Settings
 from infra.throttle import MemoryThrottle, RedisThrottle
 from infra.tokens import JwtTokens
@@ -84,7 +87,11 @@ class RequestIdMiddleware:
 def create_app(settings: Settings) -> Starlette:
     configure_logging(settings.log_level, settings.log_format)
     engine = create_engine(settings)
-    redis: Redis | None = create_redis(settings.redis_url) if settings.redis_url else None
+    redis: Redis | None = (
+        create_redis(settings.redis_url, settings.redis_pool_size) if settings.redis_url else None
+    )
+    # One breaker for every Redis user of the process: one outage, one log line.
+    breaker = RedisBreaker()
     tokens = JwtTokens(
         keys=dict(settings.jwt_keys),
         current_kid=settings.jwt_keys[0][0],
@@ -95,7 +102,14 @@ def create_app(settings: Settings) -> Starlette:
     )
     hasher = Argon2Hasher()
     reads = read_engine(engine)
-    throttle = RedisThrottle(redis, settings.redis_key_prefix) if redis else MemoryThrottle()
+    throttle = (
+        RedisThrottle(redis, settings.redis_key_prefix, breaker) if redis else MemoryThrottle()
+    )
+    budgets: Budgets | None = None
+    if settings.rate_limits:
+        budgets = (
+            RedisBudgets(redis, settings.redis_key_prefix, breaker) if redis else MemoryBudgets()
+        )
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
@@ -113,15 +127,23 @@ def create_app(settings: Settings) -> Starlette:
             throttle=throttle,
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             limits=SignInLimits(
-                per_account=settings.signin_account_limit,
+                per_account_and_client=settings.signin_account_limit,
                 per_client=settings.signin_client_limit,
+                account_ceiling=settings.signin_account_ceiling,
+            ),
+            policy=SessionPolicy(
+                lifetime=timedelta(seconds=settings.session_lifetime_seconds),
+                reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
             ),
         ),
         markets=MarketService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         readers=Readers(reads),
-        identities=IdentityReader(reads),
+        identities=IdentityReader(
+            reads, timedelta(seconds=settings.session_lifetime_seconds), utcnow
+        ),
         positions_public=settings.positions_public,
+        budgets=budgets,
     )
     suggestions = not settings.production
     schema = build_schema(field_suggestions=suggestions)
@@ -148,7 +170,7 @@ def create_app(settings: Settings) -> Starlette:
         services,
         tokens.decode_access,
         is_outage,
-        BudgetGate(None, {}),
+        BudgetGate(budgets, settings.budgets),
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql,
         suggestions=suggestions,
@@ -164,6 +186,13 @@ def create_app(settings: Settings) -> Starlette:
             await ensure_current(engine)
         if compiled_reads is not None:
             await compiled_reads.open()
+        if redis is not None:
+            try:
+                await warm_up(redis, settings.redis_pool_size)
+            except Exception as error:
+                if not redis_outage(error):
+                    raise
+                breaker.failed(error)  # serve anyway: limits start in process
         log.info("app.started", environment=settings.environment, redis=redis is not None)
         try:
             yield
@@ -190,8 +219,7 @@ def create_app(settings: Settings) -> Starlette:
         if redis is not None:
             try:
                 async with asyncio.timeout(READY_TIMEOUT):
-                    await redis.ping()
-                checks["redis"] = "ok"
+                    checks["redis"] = await breaker.check(redis)
             except Exception as error:
                 checks["redis"] = f"unavailable: {type(error).__name__}"
         ok = all(value == "ok" for value in checks.values())
@@ -217,6 +245,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.compiled_reads = compiled_reads
     app.state.services = services
     app.state.tokens = tokens
+    app.state.redis_breaker = breaker
+    app.state.budgets = budgets  # None when RATE_LIMITS=off
     return app
 
 

@@ -1,45 +1,21 @@
 """Cost budgets at the edge: who pays for an operation, how much, and the refund.
 
 The identity is the signed-in user, else the client address (through
-``TRUSTED_PROXIES`` only; IPv6 by /64), and its role sizes the budget. An
-operation takes its requested cost before it runs; afterwards the difference
-between requested and actual cost (what the response really holds) is given
-back, so a client asking ``first: 100`` for a list of three pays for three.
+``TRUSTED_PROXIES`` only; IPv6 by /64), and its role sizes the budget
+(``domain/limits.py``). An operation takes its requested cost before it runs;
+afterwards the difference between requested and actual cost (what the
+response really holds) is given back, so a client asking ``first: 100`` for a
+list of three pays for three.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from domain.clients import client_key
-from domain.entities import Role
+from domain.limits import BudgetSpec, BudgetState, RoleBudgets, budget_key
 from domain.policy import Actor
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSpec:
-    capacity: int
-    restore_per_second: float
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    allowed: bool
-    capacity: int
-    remaining: float
-    restore_per_second: float
-    retry_after_seconds: float
-    reset_seconds: float
-
-
-class BudgetStore(Protocol):
-    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState: ...
-
-    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState: ...
-
-    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState: ...
+from domain.ports import Budgets
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +23,15 @@ class Allowance:
     """What the budget said about one request."""
 
     allowed: bool
+    # False when budgets are off (RATE_LIMITS=off): no figures to report.
     limited: bool
     key: str = ""
     taken: int = 0
     capacity: int = 0
-    remaining: float = 0.0
+    remaining: int = 0
     restore_per_second: float = 0.0
-    retry_after: float = 0.0
+    # Seconds until the cost fits; None when it never will (it exceeds the capacity).
+    retry_after: float | None = 0.0
     reset_after: float = 0.0
     spec: BudgetSpec | None = None
 
@@ -62,7 +40,7 @@ class Allowance:
             return None
         return {
             "maximumAvailable": self.capacity,
-            "currentlyAvailable": max(0, int(self.remaining)),
+            "currentlyAvailable": self.remaining,
             "restoreRate": self.restore_per_second,
         }
 
@@ -73,18 +51,13 @@ UNLIMITED = Allowance(allowed=True, limited=False)
 class BudgetGate:
     """Takes and refunds operation costs; with no store (``RATE_LIMITS=off``) it admits all."""
 
-    def __init__(self, store: BudgetStore | None, specs: Mapping[Role | None, BudgetSpec]) -> None:
+    def __init__(self, store: Budgets | None, sizes: RoleBudgets) -> None:
         self._store = store
-        self._specs = specs
-
-    @property
-    def enabled(self) -> bool:
-        return self._store is not None
+        self._sizes = sizes
 
     def _who(self, actor: Actor | None, client_ip: str | None) -> tuple[str, BudgetSpec]:
-        if actor is not None:
-            return f"budget:user:{actor.user_id}", self._specs[actor.role]
-        return f"budget:client:{client_key(client_ip)}", self._specs[None]
+        key = budget_key(actor.user_id if actor else None, client_ip)
+        return key, self._sizes.for_role(actor.role if actor else None)
 
     async def take(self, actor: Actor | None, client_ip: str | None, cost: int) -> Allowance:
         if self._store is None:
@@ -101,7 +74,7 @@ class BudgetGate:
         if refund <= 0:
             return allowance
         state = await self._store.refund(allowance.key, refund, allowance.spec)
-        return replace(_allowance(state, allowance.key, actual, allowance.spec), allowed=True)
+        return _allowance(state, allowance.key, actual, allowance.spec)
 
     async def peek(self, actor: Actor | None, client_ip: str | None) -> Allowance:
         if self._store is None:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from domain.policy import Actor
+from domain.ports import Budgets
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService
 from domain.services.users import UserService
+from graph.budgets import UNLIMITED, Allowance
 from graph.errors import unauthenticated
 from graph.loaders import Loaders
 from infra.db.identity import IdentityReader
@@ -29,6 +31,8 @@ class Services:
     readers: Readers
     identities: IdentityReader
     positions_public: bool = True
+    # Cost budgets; None when RATE_LIMITS=off.
+    budgets: Budgets | None = None
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Context:
     claims: AccessClaims | None
     client_ip: str | None = None
     internal_errors: int = 0
+    # This operation's requested cost and what the budget said about it (the rateLimit field).
+    requested_cost: int = 0
+    allowance: Allowance = UNLIMITED
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
 
     async def actor(self) -> Actor | None:

@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -32,7 +32,8 @@ def _decimal(value: Any) -> Decimal:
     if not isinstance(value, str):
         raise TypeError("a decimal sort value is written as a string")
     amount = Decimal(value)
-    if not is_exact(amount) or abs(amount) > _MONEY_LIMIT:
+    # copy_abs, not abs(): abs() rounds to the context and overflows on 1e999999999.
+    if not is_exact(amount) or amount.copy_abs() > _MONEY_LIMIT:
         raise ValueError("not an amount any row can hold")
     return amount
 
@@ -49,6 +50,7 @@ def _datetime(value: Any) -> datetime:
 def _text(value: Any) -> str:
     if not isinstance(value, str) or "\x00" in value:
         raise ValueError("not a text any row can hold")
+    value.encode()  # a lone surrogate cannot be sent to the database (UnicodeEncodeError)
     return value
 
 
@@ -77,6 +79,12 @@ def encode_cursor(sort: str, key: Key) -> str:
 
 
 def decode_cursor(cursor: str, sort: str, kind: str, argument: str) -> Key:
+    """The sort key a cursor points at, or BAD_USER_INPUT naming ``argument``.
+
+    Cursors come from clients, so whatever one decodes to (any bytes, any JSON,
+    any number) must end here as a clear refusal: the exceptions caught are
+    every way the checks below can fail on foreign input.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for, value, ident = orjson.loads(raw)
@@ -90,7 +98,7 @@ def decode_cursor(cursor: str, sort: str, kind: str, argument: str) -> Key:
         orjson.JSONDecodeError,
         ValueError,
         TypeError,
-        InvalidOperation,
+        DecimalException,
         OverflowError,
     ):
         raise bad_input(f"'{argument}' is not a valid cursor for this list.", argument) from None

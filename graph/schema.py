@@ -25,6 +25,7 @@ from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
 from graph.node_queries import NodeQueries
 from graph.positions.types import PositionType
+from graph.ratelimit import RateLimitQueries
 from graph.sessions.mutations import SessionMutations
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
@@ -32,7 +33,7 @@ from graph.users.types import UserType
 
 
 @strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
-class Query(MarketQueries, UserQueries, NodeQueries):
+class Query(MarketQueries, UserQueries, NodeQueries, RateLimitQueries):
     pass
 
 

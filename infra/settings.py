@@ -10,13 +10,15 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+from domain.limits import BudgetSpec, RoleBudgets
 
 ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "console")
@@ -62,6 +64,12 @@ class Settings:
     query_max_operations: int = 20
     operation_name_max_chars: int = 100
     compiled_reads: bool = True
+    redis_pool_size: int = 64
+    signin_account_ceiling: int = 100
+    refresh_reuse_grace_seconds: int = 10
+    session_lifetime_seconds: int = 90 * 86_400
+    rate_limits: bool = True
+    budgets: RoleBudgets = field(default_factory=RoleBudgets)
 
     @property
     def jwt_secret(self) -> str:
@@ -119,7 +127,42 @@ class Settings:
             query_max_operations=_int(env, "QUERY_MAX_OPERATIONS", 20, 1, 1_000),
             operation_name_max_chars=_int(env, "OPERATION_NAME_MAX_CHARS", 100, 1, 10_000),
             compiled_reads=_flag(env, "COMPILED_READS", default=True),
+            redis_pool_size=_int(env, "REDIS_POOL_SIZE", 64, 4, 10_000),
+            signin_account_ceiling=_int(env, "SIGNIN_ACCOUNT_CEILING", 100, 1, 1_000_000),
+            refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300),
+            session_lifetime_seconds=_int(
+                env, "SESSION_LIFETIME_SECONDS", 90 * 86_400, 300, 3_650 * 86_400
+            ),
+            rate_limits=_flag(env, "RATE_LIMITS", default=True),
+            budgets=_budgets(env),
         )
+
+
+def _budgets(env: Mapping[str, str]) -> RoleBudgets:
+    """``BUDGET_<ROLE>=capacity:restore_per_second`` overrides a role's default budget."""
+    defaults = RoleBudgets()
+    return RoleBudgets(
+        anonymous=_budget(env, "BUDGET_ANONYMOUS", defaults.anonymous),
+        user=_budget(env, "BUDGET_USER", defaults.user),
+        moderator=_budget(env, "BUDGET_MODERATOR", defaults.moderator),
+        admin=_budget(env, "BUDGET_ADMIN", defaults.admin),
+    )
+
+
+def _budget(env: Mapping[str, str], name: str, default: BudgetSpec) -> BudgetSpec:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    capacity, sep, rate = raw.strip().partition(":")
+    try:
+        spec = BudgetSpec(capacity=int(capacity), restore_per_second=float(rate))
+    except ValueError:
+        spec = None
+    if not sep or spec is None or spec.capacity > 10_000_000 or not spec.restore_per_second < 1e7:
+        raise ConfigError(
+            f"{name}: expected capacity:restore_per_second, e.g. 1000:50 (positive numbers)"
+        )
+    return spec
 
 
 def _database_url(raw: str) -> str:

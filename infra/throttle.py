@@ -2,24 +2,29 @@
 
 A slot is taken before the attempt and given back if the attempt succeeds, so
 only failures stay counted, and concurrent attempts cannot all pass the check.
-When Redis fails the throttle keeps holding with per-process counts, and it
-stays on them for a short cool-off instead of paying a timeout per request.
+Both counts are exact: the Redis one is a single script per check, and the
+in-process one checks and takes with no await in between. When Redis is
+unreachable the shared breaker (``infra.redis``) answers from the per-process
+count; when every pooled connection stays busy the throttle refuses for a
+second rather than guess from a count that never saw the earlier attempts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
 from collections import defaultdict
 
-import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from domain.ports import Slot
+from infra.redis import RedisBreaker, RedisBusy
 
-log = structlog.get_logger("marketgraph.throttle")
+COMPONENT = "throttle"
+# What a refusal under overload tells the client to wait.
+BUSY_RETRY_SECONDS = 1
 
 # Atomic check-and-take on one sorted set of slot ids scored by time (ms).
 # Returns {1, 0} when a slot was taken, {0, retry_after_ms} when the window is full.
@@ -36,8 +41,6 @@ redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
 return {1, 0}
 """
-
-COOL_OFF_SECONDS = 5.0
 
 
 def _seconds(ms: float) -> int:
@@ -96,36 +99,47 @@ class MemoryThrottle:
 class RedisThrottle:
     """Shared windows in Redis (one key per window, so it is Cluster-safe)."""
 
-    def __init__(self, redis: Redis, prefix: str, fallback: MemoryThrottle | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        breaker: RedisBreaker,
+        fallback: MemoryThrottle | None = None,
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._breaker = breaker
         self._fallback = fallback or MemoryThrottle()
         self._script = redis.register_script(_ACQUIRE)
-        self._down_until = 0.0
 
     async def acquire(self, key: str, limit: int, window_seconds: int) -> Slot:
-        if time.monotonic() >= self._down_until:
-            slot_id = uuid.uuid4().hex
-            try:
-                taken, retry_ms = await self._script(
-                    keys=[self._prefix + key], args=[window_seconds * 1000, limit, slot_id]
-                )
-            except (RedisError, OSError) as error:
-                self._trip(error)
-            else:
-                if int(taken):
-                    return Slot(id=slot_id, retry_after=None)
-                return Slot(id="", retry_after=_seconds(float(retry_ms)))
-        return await self._fallback.acquire(key, limit, window_seconds)
+        slot_id = uuid.uuid4().hex
+
+        async def shared() -> Slot:
+            taken, retry_ms = await self._script(
+                keys=[self._prefix + key], args=[window_seconds * 1000, limit, slot_id]
+            )
+            if int(taken):
+                return Slot(id=slot_id, retry_after=None)
+            return Slot(id="", retry_after=_seconds(float(retry_ms)))
+
+        async def local() -> Slot:
+            return await self._fallback.acquire(key, limit, window_seconds)
+
+        try:
+            return await self._breaker.run(COMPONENT, shared, local)
+        except RedisBusy:
+            return Slot(id="", retry_after=BUSY_RETRY_SECONDS)
 
     async def release(self, key: str, slot_id: str) -> None:
         if self._fallback.forget(key, slot_id):
             return  # it was taken while Redis was away
-        try:
-            await self._redis.zrem(self._prefix + key, slot_id)
-        except (RedisError, OSError) as error:
-            self._trip(error)
 
-    def _trip(self, error: BaseException) -> None:
-        log.warning("throttle.redis_unavailable", error=type(error).__name__)
-        self._down_until = time.monotonic() + COOL_OFF_SECONDS
+        async def shared() -> None:
+            await self._redis.zrem(self._prefix + key, slot_id)
+
+        async def keep() -> None:
+            """Redis is away: the slot stays counted until its window passes (the strict side)."""
+
+        with contextlib.suppress(RedisBusy):
+            await self._breaker.run(COMPONENT, shared, keep)

@@ -75,6 +75,12 @@ async def settings(
         # Every test signs in from 127.0.0.1; the per-client limit has its own test server.
         "SIGNIN_CLIENT_LIMIT": "1000",
         "SIGNUP_CLIENT_LIMIT": "1000000",
+        # Every test runs from 127.0.0.1 too: the shared server's cost budgets are roomy, and
+        # the default budgets are tested on servers of their own (tests/api/test_budgets.py).
+        **{
+            f"BUDGET_{role}": "10000000:1000000"
+            for role in ("ANONYMOUS", "USER", "MODERATOR", "ADMIN")
+        },
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import redis
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy import event
@@ -51,6 +56,54 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server of a test's own on a spare port, so a test can stop, freeze and start
+    it again (on the same port) without touching the machine's shared Redis."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is needed for the Redis fault tests"
+        self._binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        arguments = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.process = subprocess.Popen(
+            [self._binary, *arguments, "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        self.close()
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop it the way an outage would: the port refuses connections afterwards."""
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Make sure it is gone (thawed first, in case a test froze it)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 @dataclass

@@ -1,10 +1,15 @@
 """Sessions: sign-in, refresh-token rotation, sign-out, password changes.
 
 A session is a family of refresh tokens. Each refresh spends the presented
-token and issues its successor (RFC 9700 rotation); presenting a spent token
-again means two parties hold it, so the whole family is revoked and both the
-thief and the legitimate holder must sign in again. Access tokens carry the
-session id, and a request is authenticated only while that session stands.
+token and issues its successor (RFC 9700 rotation). A spent token presented
+again within a short grace window (two tabs refreshing at once, a retried
+request whose answer was lost) gets a sibling: a fresh token of the same
+family, since the successor exists only as a hash and cannot be handed out
+again. Presented after the window, it means two parties hold it, so the whole
+family is revoked and both the thief and the legitimate holder must sign in
+again. A session ends at the latest its absolute lifetime after sign-in;
+rotation never moves that end. Access tokens carry the session id, and a
+request is authenticated only while that session stands.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from domain.ports import (
 )
 
 SIGN_IN_WINDOW_SECONDS = 300
+ACCOUNT_CEILING_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +51,29 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class SignInLimits:
-    per_account: int = 5
+    """Failed sign-ins allowed before further attempts are refused.
+
+    ``per_account_and_client`` and ``per_client`` count in ``window_seconds``;
+    ``account_ceiling`` counts every client's failures at one account in
+    ``account_window_seconds``. Guessing at an account from one address locks
+    out only that address; locking out the owner takes ``account_ceiling``
+    failures, i.e. ``account_ceiling / per_account_and_client`` addresses.
+    """
+
+    per_account_and_client: int = 5
     per_client: int = 20
+    account_ceiling: int = 100
     window_seconds: int = SIGN_IN_WINDOW_SECONDS
+    account_window_seconds: int = ACCOUNT_CEILING_WINDOW_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """How long sessions last: ``lifetime`` from sign-in, whatever rotation happens;
+    ``reuse_grace`` is how long a spent refresh token still gets a sibling."""
+
+    lifetime: timedelta = timedelta(days=90)
+    reuse_grace: timedelta = timedelta(seconds=10)
 
 
 def hash_refresh_token(token: str) -> str:
@@ -65,6 +91,7 @@ class SessionService:
         throttle: Throttle,
         refresh_ttl: timedelta,
         limits: SignInLimits = SignInLimits(),
+        policy: SessionPolicy = SessionPolicy(),
     ) -> None:
         self._uow = uow
         self._hasher = hasher
@@ -73,25 +100,38 @@ class SessionService:
         self._throttle = throttle
         self._refresh_ttl = refresh_ttl
         self._limits = limits
+        self._policy = policy
         self._dummy: str | None = None
 
     async def sign_in(self, cmd: SignIn) -> Session:
         """Check the password and open a session.
 
-        Every attempt first takes a slot in the per-account and per-client
-        windows, before the password is checked, so concurrent or aliased
-        attempts cannot all slip past the count; a successful attempt gives
-        its slots back. Unknown email, wrong password and a disabled account
-        fail alike, and an unknown email still pays for one hash verification.
+        Every attempt first takes a slot in each window (this client; this
+        account from this client; this account from anywhere), before the
+        password is checked, so concurrent or aliased attempts cannot all slip
+        past the count; a successful attempt gives its slots back. Unknown
+        email, wrong password and a disabled account fail alike, and an
+        unknown email still pays for one hash verification.
         """
         try:
             email = validation.email(cmd.email)
         except InvalidInput:
             email = ""
-        account_key = "signin:account:" + hashlib.sha256(email.encode()).hexdigest()[:40]
+        account = hashlib.sha256(email.encode()).hexdigest()[:40]
+        client = client_key(cmd.client_ip)
+        limits = self._limits
         held = await self._take_slots(
-            (f"signin:client:{client_key(cmd.client_ip)}", self._limits.per_client),
-            (account_key, self._limits.per_account),
+            (f"signin:client:{client}", limits.per_client, limits.window_seconds),
+            (
+                f"signin:account-client:{account}:{client}",
+                limits.per_account_and_client,
+                limits.window_seconds,
+            ),
+            (
+                f"signin:account-wide:{account}",
+                limits.account_ceiling,
+                limits.account_window_seconds,
+            ),
         )
         # The hash check runs outside any transaction: it takes tens of milliseconds,
         # and holding a pooled connection (or SQLite's write lock) for it would let a
@@ -120,13 +160,24 @@ class SessionService:
         return session
 
     async def refresh(self, refresh_token: str) -> Session:
-        """Spend a refresh token for a new access token and its successor."""
+        """Spend a refresh token for a new access token and its successor.
+
+        The token row is locked for the transaction, so concurrent refreshes
+        with one token run one after another: the first spends it, the others
+        find it spent within the grace window and get siblings. The grace
+        window runs from the first use and is not extended by later ones.
+        """
         now = self._clock()
         async with self._uow() as uow:
             record = await uow.sessions.token_for_update(hash_refresh_token(refresh_token))
             if record is None or record.session_revoked or record.expires_at <= now:
                 raise SessionInvalid
-            if record.used_at is not None:
+            ends_at = record.session_created_at + self._policy.lifetime
+            if ends_at <= now:
+                raise SessionInvalid
+            if record.used_at is None:
+                await uow.sessions.mark_used(record.id, now)
+            elif now - record.used_at > self._policy.reuse_grace:
                 # Reuse of a spent token: revoke the family, and keep that revocation.
                 await uow.sessions.revoke(record.session_id, now)
                 await uow.commit()
@@ -134,8 +185,7 @@ class SessionService:
             user = await uow.users.get(record.user_id)
             if user is None or user.disabled:
                 raise SessionInvalid
-            await uow.sessions.mark_used(record.id, now)
-            session = await self._issue(uow, user, record.session_id, now)
+            session = await self._issue(uow, user, record.session_id, now, ends_at)
             await uow.commit()
         return session
 
@@ -159,7 +209,13 @@ class SessionService:
         new_password = validation.password(cmd.new_password, field="newPassword")
         # Guessing the current password through this mutation (say with a stolen access
         # token) is throttled like sign-in: failures count, a success gives its slot back.
-        held = await self._take_slots((f"password:user:{actor.user_id}", self._limits.per_account))
+        held = await self._take_slots(
+            (
+                f"password:user:{actor.user_id}",
+                self._limits.per_account_and_client,
+                self._limits.window_seconds,
+            )
+        )
         async with self._uow() as uow:
             creds = await uow.users.credentials(actor.user_id)
         if creds is None or not await self._hasher.verify(
@@ -173,11 +229,12 @@ class SessionService:
             await uow.commit()
         await self._give_back(held)
 
-    async def _take_slots(self, *windows: tuple[str, int]) -> list[tuple[str, str]]:
-        """A slot in each window, or RateLimited (with the slots taken so far given back)."""
+    async def _take_slots(self, *windows: tuple[str, int, int]) -> list[tuple[str, str]]:
+        """A slot in each (key, limit, seconds) window, or RateLimited (with the slots
+        taken so far given back)."""
         held: list[tuple[str, str]] = []
-        for key, limit in windows:
-            slot = await self._throttle.acquire(key, limit, self._limits.window_seconds)
+        for key, limit, window_seconds in windows:
+            slot = await self._throttle.acquire(key, limit, window_seconds)
             if slot.retry_after is not None:
                 await self._give_back(held)
                 raise RateLimited(slot.retry_after)
@@ -192,13 +249,18 @@ class SessionService:
         now = self._clock()
         session_id = uuid.uuid4()
         await uow.sessions.start(session_id, user.id, now)
-        return await self._issue(uow, user, session_id, now)
+        return await self._issue(uow, user, session_id, now, now + self._policy.lifetime)
 
     async def _issue(
-        self, uow: UnitOfWork, user: User, session_id: uuid.UUID, now: datetime
+        self,
+        uow: UnitOfWork,
+        user: User,
+        session_id: uuid.UUID,
+        now: datetime,
+        session_ends_at: datetime,
     ) -> Session:
         token = secrets.token_urlsafe(32)
-        expires = now + self._refresh_ttl
+        expires = min(now + self._refresh_ttl, session_ends_at)
         await uow.sessions.add_token(
             uuid.uuid4(), session_id, hash_refresh_token(token), now, expires
         )

@@ -304,6 +304,8 @@ class GraphQLEndpoint:
         if not allowance.allowed:
             entry.outcome = "throttled"
             return self._throttled(allowance, requested, media)
+        context.requested_cost = requested
+        context.allowance = allowance
         if self._compiled is not None:
             planner, reads = self._compiled
             compiled = planner.plan(prepared.document, operation)
@@ -347,7 +349,15 @@ class GraphQLEndpoint:
             payload["errors"] = executed.errors
         payload["data"] = executed.data
         payload["extensions"] = {"cost": _cost_extension(requested, actual, allowance)}
-        return Response(encode(payload), media_type=media, headers=_rate_headers(allowance))
+        headers = _rate_headers(allowance)
+        status = 200
+        retry_after = _refused_whole(executed)
+        if retry_after is not None:
+            # Every root field was throttled (a sign-in or sign-up limit): nothing ran.
+            entry.outcome = "throttled"
+            status = 429
+            headers["Retry-After"] = str(retry_after)
+        return Response(encode(payload), status_code=status, media_type=media, headers=headers)
 
     async def _run_compiled(
         self,
@@ -393,6 +403,20 @@ class GraphQLEndpoint:
         return Response(body, media_type=media, headers=_rate_headers(allowance))
 
     def _throttled(self, allowance: Allowance, requested: int, media: str) -> Response:
+        if allowance.retry_after is None:
+            # Waiting would not help: the cost is over the whole budget of this kind of caller.
+            raise RequestFailed(
+                400,
+                ErrorCode.QUERY_TOO_COMPLEX,
+                f"The operation may cost {requested:,} points, more than the {allowance.capacity:,}"
+                " your budget holds; ask for less (or sign in: budgets grow with the role).",
+                extensions={
+                    "limit": "budget",
+                    "maximum": allowance.capacity,
+                    "measured": requested,
+                },
+                legacy_ok=True,
+            )
         retry_after = max(1, math.ceil(allowance.retry_after))
         body = {
             "errors": [
@@ -473,6 +497,20 @@ def _validation_failed(errors: tuple[GraphQLError, ...]) -> RequestFailed:
 
 def _bad_variables(errors: list[GraphQLError]) -> RequestFailed:
     return _Coded(400, ErrorCode.BAD_USER_INPUT, tuple(errors))
+
+
+def _refused_whole(executed: Executed) -> int | None:
+    """The longest ``retryAfter`` when throttles refused every root field, else None."""
+    data = executed.data
+    if not data or not executed.errors or any(value is not None for value in data.values()):
+        return None
+    waits: list[int] = []
+    for error in executed.errors:
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") != ErrorCode.RATE_LIMITED.value:
+            return None
+        waits.append(int(extensions.get("retryAfter") or 1))
+    return max(waits)
 
 
 def _cost_extension(requested: int, actual: int, allowance: Allowance) -> dict[str, Any]:

@@ -115,7 +115,8 @@ ChangePasswordResult = Annotated[
 class SessionMutations:
     @strawberry.mutation(
         description="Exchange an email and password for a session (access and refresh tokens)."
-        " At most 5 failed attempts per account and 20 per client address in 5 minutes."
+        " Failed attempts are limited (by default) to 5 per account from one client address"
+        " and 20 per client address in 5 minutes, and 100 per account an hour in all."
     )
     async def sign_in(
         self,
@@ -131,8 +132,9 @@ class SessionMutations:
         )
 
     @strawberry.mutation(
-        description="Spend a refresh token for new tokens. Reusing a spent refresh token ends"
-        " the whole session for everyone holding it."
+        description="Spend a refresh token for new tokens. The same token sent again within"
+        " 10 seconds (another tab) gets new tokens of the same session; reusing a spent"
+        " refresh token later ends the whole session for everyone holding it."
     )
     async def refresh_session(
         self,

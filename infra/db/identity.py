@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import User
+from domain.ports import Clock
 from infra.db.models import sessions, users
 from infra.db.rows import USER_COLUMNS
 
@@ -20,10 +22,17 @@ class Identity:
 
 
 class IdentityReader:
-    """One statement per authenticated request: the user row and its session's state."""
+    """One statement per authenticated request: the user row and its session's state.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    A session stands until it is revoked or its absolute ``session_lifetime``
+    from sign-in has passed, so an access token dies with its session even
+    when the token itself would last a few minutes longer.
+    """
+
+    def __init__(self, engine: AsyncEngine, session_lifetime: timedelta, clock: Clock) -> None:
         self._engine = engine
+        self._lifetime = session_lifetime
+        self._clock = clock
 
     async def identity(self, user_id: UUID, session_id: UUID) -> Identity | None:
         session_active = (
@@ -32,6 +41,7 @@ class IdentityReader:
                 sessions.c.id == session_id,
                 sessions.c.user_id == user_id,
                 sessions.c.revoked_at.is_(None),
+                sessions.c.created_at > self._clock() - self._lifetime,
             )
             .exists()
         )

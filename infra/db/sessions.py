@@ -49,6 +49,7 @@ class SqlSessionRepository:
                 refresh_tokens.c.expires_at,
                 refresh_tokens.c.used_at,
                 sessions.c.revoked_at.is_not(None),
+                sessions.c.created_at,
             )
             .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
             .where(refresh_tokens.c.token_hash == token_hash)

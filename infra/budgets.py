@@ -1,0 +1,205 @@
+"""Cost budgets (``domain.ports.Budgets``): in Redis for all processes, in memory otherwise.
+
+Both implementations run the same algorithm, GCRA (the generic cell rate
+algorithm, a token bucket written as one number): a budget is stored as the
+moment it will be full again, its "theoretical arrival time" (TAT). With
+``interval = 1 / restore_per_second`` and ``tolerance = capacity * interval``:
+
+- the points available now are ``capacity - (TAT - now) / interval``;
+- taking ``cost`` points moves the TAT ``cost * interval`` later, and is refused
+  (nothing taken) when that would put it more than ``tolerance`` ahead of now;
+- a refund moves it earlier, never before now (a budget never exceeds its
+  capacity);
+- a budget whose TAT has passed is full, so the Redis key expires at the TAT
+  and idle budgets vanish by themselves.
+
+In Redis each call is one Lua script on one key (Cluster-safe), timed by
+Redis's own clock (``TIME``), so processes on hosts with skewed clocks share
+one budget exactly. The in-process implementation checks and takes with no
+await in between, which makes it exact among the tasks of its event loop.
+Redis calls go through the shared ``RedisBreaker``: while Redis is
+unreachable the in-process budgets answer (per process, starting full).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from domain.limits import BudgetSpec, BudgetState
+from infra.redis import RedisBreaker, RedisBusy
+
+COMPONENT = "budgets"
+# What a refusal under overload (no pooled Redis connection freed up) tells the client.
+BUSY_RETRY_SECONDS = 1.0
+# Slack for floating-point error when a take spends exactly what is left: a
+# nanosecond here, half a microsecond (Redis's clock unit) in the script.
+_EPSILON_S = 1e-9
+# How often the in-process budgets drop the ones that have refilled completely.
+_SWEEP_SECONDS = 60.0
+
+TAKE, REFUND, PEEK = "take", "refund", "peek"
+
+# ARGV: mode, capacity, interval (µs per point), points. Returns
+# {allowed (0/1), µs until full (rounded up), µs until the take would fit (rounded up)}.
+# The TAT is stored with %.17g, which reads back as the same double.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local mode = ARGV[1]
+local interval = tonumber(ARGV[3])
+local tolerance = tonumber(ARGV[2]) * interval
+local points = tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if mode == 'take' then
+  local wanted = tat + points * interval
+  if wanted - now > tolerance + 0.5 then
+    return {0, math.ceil(tat - now), math.ceil(wanted - tolerance - now)}
+  end
+  tat = wanted
+elseif mode == 'refund' then
+  tat = math.max(tat - points * interval, now)
+end
+if mode ~= 'peek' then
+  if tat > now then
+    redis.call('SET', KEYS[1], string.format('%.17g', tat),
+      'PX', string.format('%d', math.ceil((tat - now) / 1000)))
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+return {1, math.ceil(tat - now), 0}
+"""
+
+
+def _state(
+    spec: BudgetSpec, allowed: bool, full_in: float, retry_after: float | None
+) -> BudgetState:
+    """A state from the seconds until full and until the asked-for points fit."""
+    used = full_in * spec.restore_per_second
+    remaining = min(spec.capacity, max(0, math.floor(spec.capacity - used + 1e-6)))
+    return BudgetState(
+        allowed=allowed,
+        capacity=spec.capacity,
+        remaining=remaining,
+        restore_per_second=spec.restore_per_second,
+        retry_after_seconds=retry_after,
+        reset_seconds=full_in,
+    )
+
+
+def _checked(points: int, what: str) -> int:
+    if points < 0:
+        raise ValueError(f"{what} must not be negative")
+    return points
+
+
+class MemoryBudgets:
+    """Per-process budgets: the embedded default, and the fallback while Redis is away."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tats: dict[str, float] = {}
+        self._next_sweep = 0.0
+
+    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState:
+        return self.apply(TAKE, key, _checked(cost, "cost"), spec)
+
+    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        return self.apply(REFUND, key, _checked(points, "points"), spec)
+
+    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
+        return self.apply(PEEK, key, 0, spec)
+
+    def apply(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        """One call, synchronously: nothing else runs between the check and the take."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        tat = max(self._tats.get(key, now), now)
+        if mode == TAKE and points > spec.capacity:
+            return _state(spec, False, tat - now, None)  # it never fits
+        interval = 1.0 / spec.restore_per_second
+        tolerance = spec.capacity * interval
+        if mode == TAKE:
+            wanted = tat + points * interval
+            if wanted - now > tolerance + _EPSILON_S:
+                return _state(spec, False, tat - now, wanted - tolerance - now)
+            tat = wanted
+        elif mode == REFUND:
+            tat = max(tat - points * interval, now)
+        if mode != PEEK:
+            if tat > now:
+                self._tats[key] = tat
+            else:
+                self._tats.pop(key, None)
+        return _state(spec, True, tat - now, 0.0)
+
+    def _sweep(self, now: float) -> None:
+        """Forget budgets that are full again, so memory follows current traffic."""
+        for key in [key for key, tat in self._tats.items() if tat <= now]:
+            del self._tats[key]
+        self._next_sweep = now + _SWEEP_SECONDS
+
+
+class RedisBudgets:
+    """Budgets shared by every process through one Redis key each (``<prefix><key>``).
+
+    Under overload (no pooled connection within the pool's wait) a ``take`` is
+    refused for a second rather than answered from a per-process count that
+    never saw the other processes' spending; ``refund`` and ``peek`` then
+    answer from the in-process budgets (the refund is lost: the strict side).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        breaker: RedisBreaker,
+        fallback: MemoryBudgets | None = None,
+    ) -> None:
+        self._prefix = prefix
+        self._breaker = breaker
+        self._fallback = fallback or MemoryBudgets()
+        self._script = redis.register_script(_GCRA)
+
+    async def take(self, key: str, cost: int, spec: BudgetSpec) -> BudgetState:
+        _checked(cost, "cost")
+        if cost > spec.capacity:
+            state = await self._call(PEEK, key, 0, spec)
+            return _state(spec, False, state.reset_seconds, None)
+        return await self._call(TAKE, key, cost, spec)
+
+    async def refund(self, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        return await self._call(REFUND, key, _checked(points, "points"), spec)
+
+    async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
+        return await self._call(PEEK, key, 0, spec)
+
+    async def _call(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        async def shared() -> BudgetState:
+            interval_us = 1_000_000 / spec.restore_per_second
+            allowed, full_in_us, retry_us = await self._script(
+                keys=[self._prefix + key], args=[mode, spec.capacity, repr(interval_us), points]
+            )
+            return _state(
+                spec,
+                bool(int(allowed)),
+                int(full_in_us) / 1_000_000,
+                int(retry_us) / 1_000_000,
+            )
+
+        async def local() -> BudgetState:
+            return self._fallback.apply(mode, key, points, spec)
+
+        try:
+            return await self._breaker.run(COMPONENT, shared, local)
+        except RedisBusy:
+            if mode == TAKE:
+                state = self._fallback.apply(PEEK, key, 0, spec)
+                return _state(spec, False, state.reset_seconds, BUSY_RETRY_SECONDS)
+            return self._fallback.apply(mode, key, points, spec)
