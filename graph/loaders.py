@@ -7,8 +7,9 @@ whichever event loop first used it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from aiodataloader import DataLoader
@@ -22,11 +23,26 @@ V = TypeVar("V")
 T = TypeVar("T")
 
 
+class _SharedLoader(DataLoader):  # type: ignore[type-arg]
+    """A DataLoader whose cached futures survive the cancellation of one of their waiters.
+
+    A loader hands every resolver asking for a key the same future. When one
+    field fails, graphql-core cancels its siblings, and a task cancelled while
+    awaiting a future cancels that future: every other resolver waiting for the
+    key, anywhere in the response, then got CancelledError, which is no field
+    error and took the whole request down as a bare 500. Each waiter now awaits
+    its own shield of the shared future.
+    """
+
+    def load(self, key: Any) -> asyncio.Future[Any]:
+        return asyncio.shield(super().load(key))
+
+
 def _loader(batch: Callable[[Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
     async def load(keys: list[K]) -> list[V]:
         return await batch(keys)
 
-    return DataLoader(load, max_batch_size=1000)
+    return _SharedLoader(load, max_batch_size=1000)
 
 
 class Loaders:

@@ -135,9 +135,13 @@ class LiveServer:
         def _record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
             self.sql.statements.append(statement)
 
+        # The compiled read path sends its statements itself; they count in ``sql`` and, apart,
+        # in ``compiled_sql``.
+        self.compiled_sql = StatementCounter()
         compiled = self.app.state.compiled_reads
-        if compiled is not None:  # the compiled read path sends its statements itself
+        if compiled is not None:
             compiled.listeners.append(self.sql.statements.append)
+            compiled.listeners.append(self.compiled_sql.statements.append)
 
         config = uvicorn.Config(
             self.app,

@@ -312,6 +312,10 @@ class Compiler:
                 if rows is not None:
                     conditions.append(rows)
                     count_conditions.append(rows.replace(f"{scan}.", "{c}."))
+                    if s.bound.viewer.user_id is None:
+                        # Nothing to see at all: an empty page, wherever the cursor pointed
+                        # (as the resolvers answer it).
+                        has_cursor = False
         elif page.filter is not None:
             for condition in _filter(page, slot, s):
                 conditions.append(condition.format(c=scan))

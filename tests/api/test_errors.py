@@ -153,3 +153,26 @@ async def test_a_fault_while_authenticating_is_masked_too(
         if line["request_id"] == request_id
     ]
     assert operation["outcome"] == "internal_error"
+
+
+async def test_a_failing_field_does_not_take_down_siblings_waiting_on_the_same_load(
+    http: httpx.AsyncClient, make_account: MakeAccount, make_market: MakeMarket
+) -> None:
+    # m.bad fails, so graphql-core cancels m.creator, which was waiting on the same
+    # user_by_id future as n.creator: that future must not be cancelled under n.
+    market = await make_market(await make_account("Sibling"))
+    query = """
+    query ($id: ID!) {
+      m: market(id: $id) { creator { id displayName } bad: positions(after: "garbage") { totalCount } }
+      n: market(id: $id) { creator { id displayName } }
+    }
+    """
+    for _ in range(5):
+        # The bad cursor sends this to the resolver path on every server.
+        response = await http.post(
+            "/graphql", json={"query": query, "variables": {"id": market["id"]}}
+        )
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        assert payload["data"]["n"]["creator"]["displayName"] == "Sibling"
+        assert [e["extensions"]["code"] for e in payload["errors"]] == ["BAD_USER_INPUT"]
