@@ -244,6 +244,21 @@ async def sign_up_and_in(gql: GraphQLClient, name: str = "Tester") -> Account:
     )
 
 
+def expect_throttle_status(response: httpx.Response) -> dict[str, Any]:
+    """The payload of a request whose fields sign-in or sign-up throttles may have refused.
+
+    A request none of whose root fields ran is 429 with ``Retry-After``; one where
+    any ran is 200, its refused fields null with RATE_LIMITED errors.
+    """
+    payload: dict[str, Any] = response.json()
+    data = payload.get("data") or {}
+    refused_whole = bool(data) and all(value is None for value in data.values())
+    assert response.status_code == (429 if refused_whole else 200), response.text
+    if refused_whole:
+        assert int(response.headers["Retry-After"]) >= 1
+    return payload
+
+
 def without_extensions(payload: dict[str, Any]) -> dict[str, Any]:
     """A response's data and errors: every response also carries its cost in ``extensions``."""
     return {key: value for key, value in payload.items() if key != "extensions"}

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.services.sessions import hash_refresh_token
 from infra.db.models import refresh_tokens, sessions
-from tests.support import PASSWORD, GraphQLClient, MakeAccount
+from tests.support import PASSWORD, GraphQLClient, MakeAccount, expect_throttle_status
 
 pytestmark = pytest.mark.embedded
 
@@ -300,10 +300,12 @@ async def test_guessing_the_current_password_is_throttled(
     assert ran == ["InvalidCredentialsError"] * 5
     assert len(limited) == 5
     # Even the right current password waits out the window now.
-    right = await gql(
-        CHANGE_PASSWORD,
-        {"input": {"currentPassword": PASSWORD, "newPassword": "a new good password"}},
-        token=account.token,
+    right = expect_throttle_status(
+        await gql.post(
+            CHANGE_PASSWORD,
+            {"input": {"currentPassword": PASSWORD, "newPassword": "a new good password"}},
+            token=account.token,
+        )
     )
     assert right["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert right["data"] == {"changePassword": None}
