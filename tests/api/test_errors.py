@@ -163,7 +163,10 @@ async def test_a_failing_field_does_not_take_down_siblings_waiting_on_the_same_l
     market = await make_market(await make_account("Sibling"))
     query = """
     query ($id: ID!) {
-      m: market(id: $id) { creator { id displayName } bad: positions(after: "garbage") { totalCount } }
+      m: market(id: $id) {
+        creator { id displayName }
+        bad: positions(after: "garbage") { totalCount }
+      }
       n: market(id: $id) { creator { id displayName } }
     }
     """
