@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -12,12 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.services.admin import AdminService
@@ -25,14 +27,23 @@ from domain.services.markets import MarketService
 from domain.services.sessions import SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.context import Services
+from graph.graphiql import ASSETS_PATH, missing_assets
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
+from graph.middleware import RequestCounter, cors
 from graph.schema import build_schema
-from infra.db.engine import create_engine, read_engine
+from infra.db.engine import create_engine, observe_pool, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
 from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
+from infra.metrics import (
+    HTTP_REQUESTS,
+    REDIS_FALLBACK,
+    exposition,
+    process_started,
+    process_stopped,
+)
 from infra.passwords import Argon2Hasher
 from infra.redis import create_redis
 from infra.settings import Settings
@@ -42,7 +53,13 @@ from infra.tokens import JwtTokens
 log = structlog.get_logger("marketgraph.app")
 
 READY_TIMEOUT = 1.0
+REDIS_CHECK_SECONDS = 5.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+HTTP_PROTOCOL = (
+    "graph.uvicorn_protocol:LimitedHttpToolsProtocol"
+    if importlib.util.find_spec("httptools")
+    else "h11"
+)
 
 
 def utcnow() -> datetime:
@@ -77,6 +94,7 @@ class RequestIdMiddleware:
 def create_app(settings: Settings) -> Starlette:
     configure_logging(settings.log_level, settings.log_format)
     engine = create_engine(settings)
+    observe_pool(engine)
     redis: Redis | None = create_redis(settings.redis_url) if settings.redis_url else None
     tokens = JwtTokens(
         keys=dict(settings.jwt_keys),
@@ -123,16 +141,61 @@ def create_app(settings: Settings) -> Starlette:
         schema, services, tokens, settings.max_body_bytes, graphiql=settings.graphiql
     )
 
+    graphiql_assets_url = _graphiql_assets(settings)
+
+    async def redis_reachable() -> bool:
+        assert redis is not None
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await redis.ping()
+        except Exception:
+            return False
+        return True
+
+    async def watch_redis(reachable: bool) -> None:
+        """Keep the fallback gauge, and log each change of Redis's state once."""
+        while True:
+            await asyncio.sleep(REDIS_CHECK_SECONDS)
+            now = await redis_reachable()
+            if now != reachable:
+                if now:
+                    log.info("redis.reachable")
+                else:
+                    log.warning("redis.unreachable", fallback="in-process")
+                reachable = now
+            REDIS_FALLBACK.set(0 if reachable else 1)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if settings.is_sqlite:
             await upgrade(engine)  # the embedded default keeps itself current
         else:
             await ensure_current(engine)
-        log.info("app.started", environment=settings.environment, redis=redis is not None)
+        watcher: asyncio.Task[None] | None = None
+        started = {
+            "pid": os.getpid(),
+            "environment": settings.environment,
+            "database": "sqlite" if settings.is_sqlite else "postgresql",
+        }
+        if redis is None:
+            log.info("app.started", **started, redis="none")
+        else:
+            reachable = await redis_reachable()
+            REDIS_FALLBACK.set(0 if reachable else 1)
+            if reachable:
+                log.info("app.started", **started, redis="ok")
+            else:
+                log.warning(
+                    "app.started", **started, redis="unreachable", fallback="in-process"
+                )
+            watcher = asyncio.create_task(watch_redis(reachable))
+        process_started()
         try:
             yield
         finally:
+            process_stopped()
+            if watcher is not None:
+                watcher.cancel()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
@@ -164,22 +227,50 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, media_type = exposition()
+        return Response(body, media_type=media_type)
 
-    app = Starlette(
-        routes=[
-            Route("/graphql", graphql.handle, methods=ROUTED_METHODS),
-            Route("/health", health, methods=["GET"]),
-            Route("/health/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql.handle, methods=ROUTED_METHODS),
+        Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if graphiql_assets_url is not None:
+        assert settings.graphiql_assets_dir is not None
+        routes.append(
+            Mount(graphiql_assets_url, StaticFiles(directory=settings.graphiql_assets_dir))
+        )
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # Outermost last: every response, CORS preflights included, is counted and has an id.
+    app.add_middleware(cors, origins=settings.cors_origins, localhost=settings.cors_localhost)
+    app.add_middleware(
+        RequestCounter,
+        routes=["/graphql", "/health", "/health/ready", "/metrics", f"{ASSETS_PATH}/"],
+        observe=lambda route, status: HTTP_REQUESTS.labels(route, str(status)).inc(),
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.services = services
     app.state.tokens = tokens
+    app.state.graphiql_assets_url = graphiql_assets_url
     return app
+
+
+def _graphiql_assets(settings: Settings) -> str | None:
+    """Where GraphiQL's assets are served from, or None for the CDN."""
+    if not settings.graphiql or settings.graphiql_assets_dir is None:
+        return None
+    missing = missing_assets(settings.graphiql_assets_dir)
+    if missing:
+        log.warning(
+            "graphiql.assets_missing",
+            directory=str(settings.graphiql_assets_dir),
+            missing=missing,
+            using="CDN",
+        )
+        return None
+    return ASSETS_PATH
 
 
 def create_app_from_env() -> Starlette:
@@ -195,4 +286,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": True,
         "forwarded_allow_ips": list(settings.trusted_proxies) or "",
         "server_header": False,
+        # The request line and headers together: h11 enforces it itself, our httptools
+        # protocol (uvicorn's own has no limit) reads the same setting.
+        "http": HTTP_PROTOCOL,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
     }
