@@ -110,6 +110,7 @@ def uvicorn_log_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]
     """uvicorn's ``log_config``: its loggers keep no handlers of their own and propagate to
     the root handler above, in the supervisor and in every worker process it spawns."""
     passthrough = {"handlers": [], "level": level, "propagate": True}
+    quiet = logging.getLevelName(max(logging.WARNING, logging.getLevelName(level)))
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -119,5 +120,8 @@ def uvicorn_log_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]
             "uvicorn": passthrough,
             "uvicorn.error": passthrough,
             "uvicorn.access": passthrough,
+            # Set here too: workers import Alembic (which logs as it loads) before the app
+            # configures logging.
+            "alembic": {"level": quiet},
         },
     }
