@@ -51,8 +51,10 @@ def _invisible(value: str) -> str | None:
     """The first character of ``value`` that a reader could not see, if any."""
     for index, char in enumerate(value):
         if char in _JOINERS:
-            if 0 < index < len(value) - 1 and _joinable(value[index - 1]) and _joinable(
-                value[index + 1]
+            if (
+                0 < index < len(value) - 1
+                and _joinable(value[index - 1])
+                and _joinable(value[index + 1])
             ):
                 continue
             return char

@@ -185,9 +185,7 @@ def create_app(settings: Settings) -> Starlette:
             if reachable:
                 log.info("app.started", **started, redis="ok")
             else:
-                log.warning(
-                    "app.started", **started, redis="unreachable", fallback="in-process"
-                )
+                log.warning("app.started", **started, redis="unreachable", fallback="in-process")
             watcher = asyncio.create_task(watch_redis(reachable))
         process_started()
         try:

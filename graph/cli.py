@@ -323,9 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(
-            name, help=help, description=help[0].upper() + help[1:] + ".", formatter_class=_HelpFormatter
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            formatter_class=_HelpFormatter,
         )
 
     serve = command("serve", "run the API server")

@@ -107,4 +107,3 @@ class RequestCounter:
             await send(message)
 
         await self.app(scope, receive, observed)
-

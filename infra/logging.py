@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -69,7 +69,7 @@ class LineFormatter(structlog.stdlib.ProcessorFormatter):
         return super().format(record)
 
 
-class LogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class LogHandler(logging.StreamHandler[TextIO]):
     """The root handler: standard error, one record per line."""
 
     def __init__(self, fmt: str = "json") -> None:

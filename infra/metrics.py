@@ -144,7 +144,7 @@ def exposition() -> tuple[bytes, str]:
     """The scrape body and its media type: every process's values when there are several."""
     if multiprocess_mode():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
@@ -157,4 +157,4 @@ def process_stopped() -> None:
     """Drop this process's live gauges, so a scrape no longer counts it."""
     PROCESSES.set(0)
     if multiprocess_mode():
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -306,7 +306,8 @@ def _origins(raw: str) -> tuple[str, ...]:
             or parsed.username is not None
         ):
             raise ConfigError(
-                f"CORS_ORIGINS: '{item}' is not an origin (expected scheme://host[:port], * or none)"
+                f"CORS_ORIGINS: '{item}' is not an origin"
+                " (expected scheme://host[:port], * or none)"
             )
         host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
         default_port = {"http": 80, "https": 443}[parsed.scheme]

@@ -68,6 +68,10 @@ async def settings(
         # Every test signs in from 127.0.0.1; the per-client limit has its own test server.
         "SIGNIN_CLIENT_LIMIT": "1000",
         "SIGNUP_CLIENT_LIMIT": "1000000",
+        # Several suites share PostgreSQL's 100 connections: keep at most 10 per server
+        # (plus 10 overflow for bursts) rather than production's 32.
+        "DB_POOL_SIZE": "10",
+        "DB_POOL_OVERFLOW": "10",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

@@ -236,7 +236,9 @@ async def test_create_admin_creates_then_promotes(
 
 
 async def test_production_without_database_url_stops_with_status_2(tmp_path: Path) -> None:
-    run = await marketgraph(tmp_path, *serve_args(), MARKETGRAPH_ENV="production", JWT_SECRET=SECRET)
+    run = await marketgraph(
+        tmp_path, *serve_args(), MARKETGRAPH_ENV="production", JWT_SECRET=SECRET
+    )
     assert run.returncode == 2
     assert run.stderr_lines == [
         "marketgraph: DATABASE_URL: required when MARKETGRAPH_ENV=production"
@@ -380,14 +382,16 @@ async def test_export_schema_gives_apollo_possible_types(tmp_path: Path) -> None
     # What the committed contract says, read from its syntax tree.
     document = parse((ROOT / "schema.graphql").read_text())
     unions = {
-        d.name.value: sorted(t.name.value for t in d.types)
+        d.name.value: sorted(t.name.value for t in d.types or ())
         for d in document.definitions
         if isinstance(d, UnionTypeDefinitionNode)
     }
     objects = [d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)]
     interfaces = {
         d.name.value: sorted(
-            o.name.value for o in objects if d.name.value in {i.name.value for i in o.interfaces or ()}
+            o.name.value
+            for o in objects
+            if d.name.value in {i.name.value for i in o.interfaces or ()}
         )
         for d in document.definitions
         if isinstance(d, InterfaceTypeDefinitionNode)

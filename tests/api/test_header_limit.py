@@ -55,7 +55,8 @@ class Uvicorn:
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
-            assert self._thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            assert self._thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
             time.sleep(0.02)
         return self
 
@@ -136,9 +137,7 @@ def test_httptools_refuses_a_head_over_the_limit(httptools_server: Uvicorn) -> N
 
 def test_httptools_refuses_many_small_headers_over_the_limit(httptools_server: Uvicorn) -> None:
     headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 90) for i in range(200))  # ~20 KB
-    response = exchange(
-        httptools_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
-    )
+    response = exchange(httptools_server.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
     assert status(response) == 431
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ OPERATIONS = [
 @pytest.fixture(scope="module")
 def finished_server(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServeProcess, int]]:
+) -> tuple[ServeProcess, int]:
     """A two-worker server with Redis unreachable, exercised, then stopped; and its status."""
     server = ServeProcess(
         tmp_path_factory.mktemp("logs"),
@@ -57,7 +56,7 @@ def finished_server(
             assert sock.recv(100).startswith(b"HTTP/1.1 431")
     finally:
         status = server.stop()
-    yield server, status
+    return server, status
 
 
 def decoded(lines: list[str]) -> list[dict[str, Any]]:

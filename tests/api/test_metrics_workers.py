@@ -83,7 +83,8 @@ def graphql_requests_by_process(directory: Path) -> dict[int, float]:
     counts: dict[int, float] = {}
     for path in directory.glob("counter_*.db"):
         pid = int(path.stem.split("_")[1])
-        for raw, value, _timestamp, _position in MmapedDict.read_all_values_from_file(str(path)):
+        values = MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+        for raw, value, _timestamp, _position in values:
             _metric, sample, labels, _help = json.loads(raw)
             if sample == "marketgraph_http_requests_total" and labels == GRAPHQL_200:
                 counts[pid] = counts.get(pid, 0.0) + value

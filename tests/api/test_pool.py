@@ -109,7 +109,9 @@ async def test_no_new_connections_after_warm_up(
 
 async def test_an_exhausted_pool_raises_promptly(settings: Settings) -> None:
     engine = create_engine(
-        dataclasses.replace(settings, db_pool_size=1, db_pool_overflow=0, db_pool_timeout_seconds=0.2)
+        dataclasses.replace(
+            settings, db_pool_size=1, db_pool_overflow=0, db_pool_timeout_seconds=0.2
+        )
     )
     try:
         async with engine.connect() as held:

@@ -133,14 +133,16 @@ def test_base_images_are_pinned_to_exact_versions() -> None:
     for base in bases:
         assert EXACT_TAG.match(base), base
     python = [base for base in bases if base.startswith("python:")]
-    assert len(python) == 2 and python[0] == python[1]  # build and runtime match
+    assert len(python) == 2
+    assert python[0] == python[1]  # build and runtime match
     assert re.match(r"python:3\.11\.\d+-", python[0]), python[0]  # 3.11.x, not 3.11
     assert re.match(r"node:\d+\.\d+\.\d+-", bases[0]), bases[0]
 
 
 def test_healthcheck_is_liveness() -> None:
     (check,) = [rest for keyword, rest in instructions() if keyword == "HEALTHCHECK"]
-    assert "--interval=" in check and "--timeout=" in check and "--retries=" in check
+    for option in ("--interval=", "--timeout=", "--retries="):
+        assert option in check
     assert "CMD" in check
     assert "/health'" in check  # liveness: /health, not /health/ready
     assert "/health/ready" not in check
