@@ -8,7 +8,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,6 +194,8 @@ def create_app(settings: Settings) -> Starlette:
             process_stopped()
             if watcher is not None:
                 watcher.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watcher
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
