@@ -24,17 +24,68 @@ _UNPRINTABLE = frozenset({"Cc", "Cs"})
 _LAYOUT = frozenset("\n\r\t")
 
 
+# Names are shown to other people and must be unique, so nothing in them may be invisible
+# or rearrange the text around it: two names that look the same must be the same name.
+# Refused: format characters (Cf: bidi controls such as U+202E, zero-width spaces, soft
+# hyphens, the BOM, tag characters), private-use characters (Co, which render as whatever
+# a font makes of them), line and paragraph separators (Zl, Zp), and the default-ignorable
+# characters outside Cf that render as blank (the combining grapheme joiner, Hangul
+# fillers, the blank Braille pattern).
+_INVISIBLE = frozenset({"Cf", "Co", "Zl", "Zp"})
+_BLANK = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
+# Zero-width (non-)joiners are Cf but written inside words of Arabic and Indic scripts
+# and in emoji sequences; allowed only between two non-ASCII letters, marks or symbols,
+# so that they cannot hide inside Latin text.
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def _has_unprintable(value: str, allowed: frozenset[str] = frozenset()) -> bool:
     return any(unicodedata.category(char) in _UNPRINTABLE and char not in allowed for char in value)
 
 
-def market_name(value: str) -> str:
-    name = value.strip()
-    if not 1 <= len(name) <= NAME_MAX:
-        raise InvalidInput("name", f"The name must be 1 to {NAME_MAX} characters long.")
+def _joinable(char: str) -> bool:
+    return ord(char) > 0x7F and unicodedata.category(char)[0] in "LMS"
+
+
+def _invisible(value: str) -> str | None:
+    """The first character of ``value`` that a reader could not see, if any."""
+    for index, char in enumerate(value):
+        if char in _JOINERS:
+            if (
+                0 < index < len(value) - 1
+                and _joinable(value[index - 1])
+                and _joinable(value[index + 1])
+            ):
+                continue
+            return char
+        if char in _BLANK or unicodedata.category(char) in _INVISIBLE:
+            return char
+    return None
+
+
+def _name(value: str, field: str, what: str, longest: int) -> str:
+    """A name as stored and compared: NFC, trimmed, visible, 1 to ``longest`` characters.
+
+    NFC first, so that the same text typed with precomposed or combining accents is one
+    name (for uniqueness too) and its length is the length people see.
+    """
+    name = unicodedata.normalize("NFC", value).strip()
+    if not 1 <= len(name) <= longest:
+        raise InvalidInput(field, f"The {what} must be 1 to {longest} characters long.")
     if _has_unprintable(name):
-        raise InvalidInput("name", "The name must not contain control characters.")
+        raise InvalidInput(field, f"The {what} must not contain control characters.")
+    hidden = _invisible(name)
+    if hidden is not None:
+        raise InvalidInput(
+            field,
+            f"The {what} must not contain invisible or text-direction characters"
+            f" (it contains U+{ord(hidden):04X}).",
+        )
     return name
+
+
+def market_name(value: str) -> str:
+    return _name(value, "name", "name", NAME_MAX)
 
 
 def market_description(value: str | None) -> str | None:
@@ -92,14 +143,7 @@ def email(value: str) -> str:
 
 
 def display_name(value: str) -> str:
-    name = value.strip()
-    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
-        raise InvalidInput(
-            "displayName", f"The display name must be 1 to {DISPLAY_NAME_MAX} characters long."
-        )
-    if _has_unprintable(name):
-        raise InvalidInput("displayName", "The display name must not contain control characters.")
-    return name
+    return _name(value, "displayName", "display name", DISPLAY_NAME_MAX)
 
 
 def password(value: str, field: str = "password") -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -12,12 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.policy import POSITIONS
@@ -30,18 +32,26 @@ from graph.budgets import BudgetGate
 from graph.compiled import Planner
 from graph.context import Services
 from graph.documents import DocumentLimits, Documents
+from graph.graphiql import ASSETS_PATH, missing_assets
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
+from graph.middleware import RequestCounter, cors
 from graph.schema import build_schema
 from infra.budgets import MemoryBudgets, RedisBudgets
 from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
-from infra.db.engine import create_engine, read_engine
+from infra.db.engine import create_engine, observe_pool, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
 from infra.db.outages import is_outage
 from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
-from infra.metrics import OPERATION_SECONDS, OPERATIONS
+from infra.metrics import (
+    HTTP_REQUESTS,
+    exposition,
+    observe_operation,
+    process_started,
+    process_stopped,
+)
 from infra.passwords import Argon2Hasher
 from infra.redis import RedisBreaker, create_redis, warm_up
 from infra.redis import is_outage as redis_outage
@@ -53,6 +63,11 @@ log = structlog.get_logger("marketgraph.app")
 
 READY_TIMEOUT = 1.0
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+HTTP_PROTOCOL = (
+    "graph.uvicorn_protocol:LimitedHttpToolsProtocol"
+    if importlib.util.find_spec("httptools")
+    else "h11"
+)
 
 
 def utcnow() -> datetime:
@@ -92,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     # One breaker for every Redis user of the process: one outage, one log line.
     breaker = RedisBreaker()
+    observe_pool(engine)
     tokens = JwtTokens(
         keys=dict(settings.jwt_keys),
         current_kid=settings.jwt_keys[0][0],
@@ -164,6 +180,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.compiled_reads and not settings.is_sqlite
         else None
     )
+    graphiql_assets_url = _graphiql_assets(settings)
     graphql = GraphQLEndpoint(
         schema._schema,
         documents,
@@ -174,7 +191,8 @@ def create_app(settings: Settings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql,
         suggestions=suggestions,
-        observe=_observe,
+        observe=observe_operation,
+        graphiql_assets_url=graphiql_assets_url,
         compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
     )
 
@@ -193,10 +211,24 @@ def create_app(settings: Settings) -> Starlette:
                 if not redis_outage(error):
                     raise
                 breaker.failed(error)  # serve anyway: limits start in process
-        log.info("app.started", environment=settings.environment, redis=redis is not None)
+        started = {
+            "pid": os.getpid(),
+            "environment": settings.environment,
+            "database": "sqlite" if settings.is_sqlite else "postgresql",
+            "reads": "compiled" if compiled_reads is not None else "resolvers",
+        }
+        if redis is None:
+            log.info("app.started", **started, redis="none")
+        elif breaker.available:
+            log.info("app.started", **started, redis="ok")
+        else:
+            # The breaker logged the outage and retries Redis by itself.
+            log.warning("app.started", **started, redis="unreachable", fallback="in-process")
+        process_started()
         try:
             yield
         finally:
+            process_stopped()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
@@ -229,16 +261,27 @@ def create_app(settings: Settings) -> Starlette:
         )
 
     async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, media_type = exposition()
+        return Response(body, media_type=media_type)
 
-    app = Starlette(
-        routes=[
-            Route("/graphql", graphql.handle, methods=ROUTED_METHODS),
-            Route("/health", health, methods=["GET"]),
-            Route("/health/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql.handle, methods=ROUTED_METHODS),
+        Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    if graphiql_assets_url is not None:
+        assert settings.graphiql_assets_dir is not None
+        routes.append(
+            Mount(graphiql_assets_url, StaticFiles(directory=settings.graphiql_assets_dir))
+        )
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # Outermost last: every response, CORS preflights included, is counted and has an id.
+    app.add_middleware(cors, origins=settings.cors_origins, localhost=settings.cors_localhost)
+    app.add_middleware(
+        RequestCounter,
+        routes=["/graphql", "/health", "/health/ready", "/metrics", f"{ASSETS_PATH}/"],
+        observe=lambda route, status: HTTP_REQUESTS.labels(route, str(status)).inc(),
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
@@ -247,6 +290,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.tokens = tokens
     app.state.redis_breaker = breaker
     app.state.budgets = budgets  # None when RATE_LIMITS=off
+    app.state.graphiql_assets_url = graphiql_assets_url
     return app
 
 
@@ -264,9 +308,20 @@ def document_limits(settings: Settings) -> DocumentLimits:
     )
 
 
-def _observe(_name: str | None, kind: str | None, outcome: str, seconds: float) -> None:
-    OPERATIONS.labels(kind or "none", outcome).inc()
-    OPERATION_SECONDS.labels(kind or "none").observe(seconds)
+def _graphiql_assets(settings: Settings) -> str | None:
+    """Where GraphiQL's assets are served from, or None for the CDN."""
+    if not settings.graphiql or settings.graphiql_assets_dir is None:
+        return None
+    missing = missing_assets(settings.graphiql_assets_dir)
+    if missing:
+        log.warning(
+            "graphiql.assets_missing",
+            directory=str(settings.graphiql_assets_dir),
+            missing=missing,
+            using="CDN",
+        )
+        return None
+    return ASSETS_PATH
 
 
 def create_app_from_env() -> Starlette:
@@ -282,4 +337,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": True,
         "forwarded_allow_ips": list(settings.trusted_proxies) or "",
         "server_header": False,
+        # The request line and headers together: h11 enforces it itself, our httptools
+        # protocol (uvicorn's own has no limit) reads the same setting.
+        "http": HTTP_PROTOCOL,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
     }

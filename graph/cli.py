@@ -1,16 +1,30 @@
-"""The ``marketgraph`` command: serve, migrate, seed, export-schema."""
+"""The ``marketgraph`` command: serve, migrate, seed, create-admin, export-schema.
+
+Each subcommand is a function taking the parsed arguments, registered in
+``build_parser`` with ``set_defaults(run=...)``. A start-up failure is one line on
+standard error (``marketgraph: VARIABLE: what is wrong``) and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import getpass
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import NoReturn
 
 from infra.settings import ConfigError, Settings
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _fail(message: str) -> NoReturn:
@@ -18,7 +32,22 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        _fail(str(error))
+
+
+@dataclass
+class Prepared:
+    """What checking the database did."""
+
+    applied: list[tuple[str, str]] = field(default_factory=list)
+    demo_loaded: bool = False
+
+
+async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> Prepared:
     """Check the database before any worker starts; on the embedded default, set it up."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -27,6 +56,7 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
     from infra.passwords import Argon2Hasher
     from infra.seed import DEMO, DEMO_PASSWORD, is_empty, seed
 
+    prepared = Prepared()
     try:
         # Making the engine creates the SQLite file's directory, which can fail too.
         engine = create_engine(settings)
@@ -34,14 +64,11 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
         _fail(f"DATABASE_URL: cannot create the database file ({error.strerror or error})")
     try:
         if migrate:
-            await upgrade(engine)
+            prepared.applied = await upgrade(engine)
         await ensure_current(engine)
         if demo and await is_empty(engine):
             await seed(engine, DEMO, await Argon2Hasher().hash(DEMO_PASSWORD))
-            print(
-                f"marketgraph: loaded demo data; sign in as user0@example.com / {DEMO_PASSWORD}",
-                file=sys.stderr,
-            )
+            prepared.demo_loaded = True
     except DatabaseBehind as error:
         _fail(f"DATABASE_URL: {error}")
     except (OSError, OperationalError, DBAPIError) as error:
@@ -49,18 +76,98 @@ async def _prepare(settings: Settings, *, migrate: bool, demo: bool) -> None:
         _fail(f"DATABASE_URL: database unreachable ({reason})")
     finally:
         await engine.dispose()
+    return prepared
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> None:
+async def _redis_state(settings: Settings) -> str:
+    """``none`` (not configured), ``ok`` or ``unreachable``."""
+    if settings.redis_url is None:
+        return "none"
+    from infra.redis import create_redis
+
+    redis = create_redis(settings.redis_url)
+    try:
+        async with asyncio.timeout(1.0):
+            await redis.ping()
+    except Exception:
+        return "unreachable"
+    finally:
+        await redis.aclose(close_connection_pool=True)
+    return "ok"
+
+
+def _metrics_dir() -> Path:
+    """Give the worker processes one ``PROMETHEUS_MULTIPROC_DIR``, emptied at start.
+
+    prometheus_client picks its multiprocess mode when first imported, so this runs
+    before anything imports it: the workers uvicorn spawns inherit the variable.
+    """
+    assert "prometheus_client" not in sys.modules, "metrics directory set up too late"
+    given = os.environ.get(MULTIPROC_DIR)
+    if given:
+        path = Path(given)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            for stale in path.glob("*.db"):  # values of an earlier run's processes
+                stale.unlink()
+        except OSError as error:
+            _fail(f"{MULTIPROC_DIR}: cannot use {path} ({error.strerror or error})")
+    else:
+        path = Path(tempfile.mkdtemp(prefix="marketgraph-metrics-"))
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        # uvicorn re-raises SIGTERM once it has shut down; the default action would end
+        # the process without running atexit.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    os.environ[MULTIPROC_DIR] = str(path)
+    return path
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _metrics_dir()
+
+    import structlog
     import uvicorn
 
     from graph.app import uvicorn_options
+    from infra.logging import configure_logging, uvicorn_log_config
 
-    asyncio.run(_prepare(settings, migrate=settings.is_sqlite, demo=settings.is_sqlite))
+    configure_logging(settings.log_level, settings.log_format)
+    log = structlog.get_logger("marketgraph.cli")
+    # Production never loads demo data: its accounts have a published password.
+    embedded_demo = settings.is_sqlite and not settings.production
+    prepared = asyncio.run(_prepare(settings, migrate=settings.is_sqlite, demo=embedded_demo))
+    for revision, description in prepared.applied:
+        log.info("migration.applied", revision=revision, description=description)
+    if prepared.demo_loaded:
+        from infra.seed import DEMO_PASSWORD
+
+        log.info("demo.loaded", sign_in=f"user0@example.com / {DEMO_PASSWORD}", admin="user0")
     workers = args.workers
     if settings.is_sqlite and workers > 1:
-        print("marketgraph: the embedded SQLite default runs one worker", file=sys.stderr)
+        log.warning("server.one_worker", reason="the embedded SQLite default runs one worker")
         workers = 1
+    redis = asyncio.run(_redis_state(settings))
+    starting = {
+        "url": _url(args.host, args.port) + "/graphql",
+        "environment": settings.environment,
+        "database": "sqlite" if settings.is_sqlite else "postgresql",
+        "redis": redis,
+        "workers": workers,
+        "graphiql": settings.graphiql,
+    }
+    if redis == "unreachable":
+        log.warning("server.starting", **starting, fallback="in-process limits, no cache")
+    else:
+        log.info("server.starting", **starting)
     uvicorn.run(
         "graph.app:create_app_from_env",
         factory=True,
@@ -68,12 +175,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port,
         workers=workers,
         access_log=False,
+        log_config=uvicorn_log_config(settings.log_level, settings.log_format),
         **uvicorn_options(settings),
         log_level=settings.log_level.lower(),
     )
 
 
-def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
+def _admin_password() -> str:
+    password = os.environ.get("MARKETGRAPH_ADMIN_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        _fail(
+            "create-admin: no terminal to ask for the password;"
+            " pass it as MARKETGRAPH_ADMIN_PASSWORD=... in the environment"
+        )
+    try:
+        return getpass.getpass("Password for the new admin: ")
+    except (EOFError, KeyboardInterrupt):
+        _fail("create-admin: no password given")
+
+
+def _create_admin(args: argparse.Namespace) -> None:
     """Create the first admin, or promote an existing account, without going through the API."""
     from datetime import UTC, datetime
 
@@ -84,6 +207,8 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     from infra.db.engine import create_engine
     from infra.db.uow import SqlUnitOfWork
     from infra.passwords import Argon2Hasher
+
+    settings = _settings()
 
     async def run() -> str:
         await _prepare(settings, migrate=settings.is_sqlite, demo=False)
@@ -102,10 +227,7 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
                 return "promoted existing account"
             except NotFound:
                 pass
-            password = os.environ.get("MARKETGRAPH_ADMIN_PASSWORD") or getpass.getpass(
-                "Password for the new admin: "
-            )
-            await users.sign_up(SignUp(args.email, password, args.display_name))
+            await users.sign_up(SignUp(args.email, _admin_password(), args.display_name))
             await admin.promote_to_admin(args.email)
             return "created"
         except DomainError as error:
@@ -117,15 +239,30 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
     print(f"marketgraph: {args.email} is an admin ({outcome})", file=sys.stderr)
 
 
-def _migrate(settings: Settings) -> None:
-    asyncio.run(_prepare(settings, migrate=True, demo=False))
-    print("marketgraph: database is at the latest migration", file=sys.stderr)
+def _migrate(_args: argparse.Namespace) -> None:
+    from infra.db.migrate import head_revision
+
+    prepared = asyncio.run(_prepare(_settings(), migrate=True, demo=False))
+    if prepared.applied:
+        applied = ", ".join(f"{revision} ({doc})" for revision, doc in prepared.applied)
+        print(
+            f"marketgraph: applied {applied}; the database is at {head_revision()}",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"marketgraph: the database was already at the latest migration ({head_revision()});"
+            " nothing applied",
+            file=sys.stderr,
+        )
 
 
-def _seed(settings: Settings, args: argparse.Namespace) -> None:
+def _seed(args: argparse.Namespace) -> None:
     from infra.db.engine import create_engine
     from infra.passwords import Argon2Hasher
     from infra.seed import DEMO_PASSWORD, SeedSize, is_empty, seed
+
+    settings = _settings()
 
     async def run() -> None:
         await _prepare(settings, migrate=False, demo=False)
@@ -146,46 +283,98 @@ def _seed(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _export_schema() -> None:
+def _export_schema(args: argparse.Namespace) -> None:
     from graph.schema import schema
 
-    sys.stdout.write(schema.as_str() + "\n")
+    sdl = schema.as_str()
+    if args.possible_types:
+        import json
+
+        from graph.codegen import possible_types
+
+        sys.stdout.write(json.dumps(possible_types(sdl), indent=2) + "\n")
+    else:
+        sys.stdout.write(sdl + "\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default after its help, unless there is nothing to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    try:
+        return version("marketgraph")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marketgraph",
+        description="GraphQL API server for a prediction market. Configured by environment"
+        " variables (see README.md, Configuration).",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            formatter_class=_HelpFormatter,
+        )
+
+    serve = command("serve", "run the API server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (PostgreSQL only; each has its own DB_POOL_SIZE connections)",
+    )
+    serve.set_defaults(run=_serve)
+
+    command("migrate", "apply database migrations and say which").set_defaults(run=_migrate)
+
+    seed = command("seed", "load demo or benchmark data into an empty database")
+    seed.add_argument("--users", type=int, default=12, help="users to create")
+    seed.add_argument("--markets", type=int, default=40, help="markets to create")
+    seed.add_argument("--positions", type=int, default=240, help="positions to create")
+    seed.add_argument("--random-seed", type=int, default=7, help="seed of the data generator")
+    seed.set_defaults(run=_seed)
+
+    schema = command("export-schema", "print the schema in SDL")
+    schema.add_argument(
+        "--possible-types",
+        action="store_true",
+        help="print Apollo Client's possibleTypes (JSON) instead of the SDL",
+    )
+    schema.set_defaults(run=_export_schema)
+
+    admin = command(
+        "create-admin",
+        "create (or promote) an admin account; the password is read from"
+        " MARKETGRAPH_ADMIN_PASSWORD or asked for in a terminal",
+    )
+    admin.add_argument("--email", required=True, help="email address of the account")
+    admin.add_argument(
+        "--display-name", default="Administrator", help="display name of a new account"
+    )
+    admin.set_defaults(run=_create_admin)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="marketgraph", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the API server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    commands.add_parser("migrate", help="apply database migrations")
-    seed = commands.add_parser("seed", help="load demo or benchmark data into an empty database")
-    seed.add_argument("--users", type=int, default=12)
-    seed.add_argument("--markets", type=int, default=40)
-    seed.add_argument("--positions", type=int, default=240)
-    seed.add_argument("--random-seed", type=int, default=7)
-    commands.add_parser("export-schema", help="print the schema in SDL")
-    admin = commands.add_parser("create-admin", help="create (or promote) an admin account")
-    admin.add_argument("--email", required=True)
-    admin.add_argument("--display-name", default="Administrator")
-    args = parser.parse_args(argv)
-
-    if args.command == "export-schema":
-        _export_schema()
-        return
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        _fail(str(error))
-    if args.command == "serve":
-        _serve(settings, args)
-    elif args.command == "create-admin":
-        _create_admin(settings, args)
-    elif args.command == "migrate":
-        _migrate(settings)
-    elif args.command == "seed":
-        _seed(settings, args)
+    args = build_parser().parse_args(argv)
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,140 @@
-"""Prometheus metrics of this process, served at /metrics."""
+"""Prometheus metrics, served at /metrics.
+
+Under ``marketgraph serve`` every process writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, chosen when
+prometheus_client is first imported), and a scrape, whichever worker answers it, reads
+and sums all of them: counters and histograms add up over processes, the gauges below
+are summed over live processes. Without that variable (tests, other tools) each
+process keeps its own values in memory.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+import re
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 SQL_STATEMENTS = Counter("marketgraph_sql_statements_total", "SQL statements sent to the database.")
-OPERATIONS = Counter(
+OPERATION_COUNT = Counter(
     "marketgraph_graphql_operations_total",
-    "GraphQL operations served, by type and outcome.",
-    ["type", "outcome"],
+    "GraphQL operations answered, by operation name, kind and outcome.",
+    ["operation", "kind", "outcome"],
 )
-OPERATION_SECONDS = Histogram(
+OPERATION_LATENCY = Histogram(
     "marketgraph_graphql_operation_seconds",
-    "Time to execute a GraphQL operation.",
-    ["type"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    "Time from receiving a GraphQL request to its response, by operation name and outcome.",
+    ["operation", "outcome"],
+    buckets=LATENCY_BUCKETS,
 )
+HTTP_REQUESTS = Counter(
+    "marketgraph_http_requests_total",
+    "HTTP requests answered, by route and status code.",
+    ["route", "status"],
+)
+DB_CONNECTIONS_OPENED = Counter(
+    "marketgraph_db_connections_opened_total",
+    "Database connections the API's pool opened. Flat under steady load: a rising count"
+    " is connection churn.",
+)
+DB_POOL_OPEN = Gauge(
+    "marketgraph_db_pool_connections",
+    "Database connections held by the API's pools (in use or idle), over live processes.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_IN_USE = Gauge(
+    "marketgraph_db_pool_connections_in_use",
+    "Database connections checked out of the API's pools right now, over live processes.",
+    multiprocess_mode="livesum",
+)
+PROCESSES = Gauge(
+    "marketgraph_api_processes",
+    "API processes serving (one per uvicorn worker) whose values this scrape sums.",
+    multiprocess_mode="livesum",
+)
+
+ANONYMOUS = "anonymous"
+OTHER = "other"
+KINDS = frozenset({"query", "mutation", "subscription"})
+# A GraphQL name (the spec's Name grammar) of a sane length.
+_OPERATION_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+_OUTCOME = re.compile(r"[a-z_]{1,32}")
+OPERATION_NAMES_MAX = 200
+
+
+class OperationNames:
+    """Bounds the ``operation`` label: every label value is a series, kept forever.
+
+    Anonymous operations are ``anonymous``; a name that is not a GraphQL name of at
+    most 64 characters, and every new name once ``limit`` names have been seen by
+    this process, is ``other``. A client inventing names can therefore fill the
+    first ``limit`` slots, but never grow the series without bound.
+    """
+
+    def __init__(self, limit: int = OPERATION_NAMES_MAX) -> None:
+        self._limit = limit
+        self._known: set[str] = set()
+
+    def label(self, name: str | None) -> str:
+        if not name:
+            return ANONYMOUS
+        if name in self._known:
+            return name
+        if len(self._known) >= self._limit or not _OPERATION_NAME.fullmatch(name):
+            return OTHER
+        self._known.add(name)
+        return name
+
+
+_names = OperationNames()
+
+
+def observe_operation(name: str | None, kind: str | None, outcome: str, seconds: float) -> None:
+    """Count one GraphQL request and its latency; the edge calls it once per request.
+
+    ``name`` is the executed operation's name (None when anonymous or unknown), ``kind``
+    ``query``/``mutation``/``subscription`` (None when no operation was chosen),
+    ``outcome`` a short snake_case word of the edge's (``ok``, ``errors``, ``rejected``,
+    ``internal_error``, ...), ``seconds`` the time the request took.
+    """
+    operation = _names.label(name)
+    kind_label = kind if kind in KINDS else ("none" if kind is None else OTHER)
+    outcome_label = outcome if _OUTCOME.fullmatch(outcome) else OTHER
+    OPERATION_COUNT.labels(operation, kind_label, outcome_label).inc()
+    OPERATION_LATENCY.labels(operation, outcome_label).observe(seconds)
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROC_DIR))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The scrape body and its media type: every process's values when there are several."""
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def process_started() -> None:
+    PROCESSES.set(1)
+
+
+def process_stopped() -> None:
+    """Drop this process's live gauges, so a scrape no longer counts it."""
+    PROCESSES.set(0)
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

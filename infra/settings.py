@@ -47,7 +47,7 @@ class Settings:
     jwt_audience: str = "marketgraph-api"
     max_body_bytes: int = 1_000_000
     starting_balance: Decimal = Decimal(1000)
-    db_pool_size: int = 10
+    db_pool_size: int = 32
     redis_key_prefix: str = "mg:"
     refresh_token_ttl_seconds: int = 30 * 86_400
     signin_account_limit: int = 5
@@ -70,6 +70,14 @@ class Settings:
     session_lifetime_seconds: int = 90 * 86_400
     rate_limits: bool = True
     budgets: RoleBudgets = field(default_factory=RoleBudgets)
+    db_pool_overflow: int = 0
+    db_pool_timeout_seconds: float = 5.0
+    # Exact origins allowed to call the API from a browser ("*" for any), and whether
+    # http://localhost, 127.0.0.1 and [::1] on any port are allowed too (development).
+    cors_origins: tuple[str, ...] = ()
+    cors_localhost: bool = False
+    max_header_bytes: int = 32_768
+    graphiql_assets_dir: Path | None = None
 
     @property
     def jwt_secret(self) -> str:
@@ -90,9 +98,17 @@ class Settings:
         environment = _choice(env, "MARKETGRAPH_ENV", "development", ENVIRONMENTS)
         production = environment == "production"
         data_dir = Path(env.get("MARKETGRAPH_DATA_DIR") or ".marketgraph")
+        if production and not env.get("DATABASE_URL"):
+            # The embedded default would serve production traffic from a local file,
+            # with the demo data's published passwords: refuse rather than guess.
+            raise ConfigError(
+                "DATABASE_URL: required when MARKETGRAPH_ENV=production"
+                " (postgresql://user:password@host:5432/database)"
+            )
         database_url = _database_url(
             env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'marketgraph.db'}"
         )
+        cors_raw = env.get("CORS_ORIGINS")
         return cls(
             database_url=database_url,
             redis_url=_redis_url(env.get("REDIS_URL") or None),
@@ -108,7 +124,7 @@ class Settings:
             access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000, 1_000, 100_000_000),
             starting_balance=_decimal(env, "STARTING_BALANCE", Decimal(1000)),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 10, 1, 200),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 32, 1, 200),
             redis_key_prefix=env.get("REDIS_KEY_PREFIX", "mg:"),
             refresh_token_ttl_seconds=_int(
                 env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 300, 365 * 86_400
@@ -135,6 +151,14 @@ class Settings:
             ),
             rate_limits=_flag(env, "RATE_LIMITS", default=True),
             budgets=_budgets(env),
+            db_pool_overflow=_int(env, "DB_POOL_OVERFLOW", 0, 0, 200),
+            db_pool_timeout_seconds=_seconds(env, "DB_POOL_TIMEOUT_SECONDS", 5.0, 0.1, 300.0),
+            cors_origins=_origins(cors_raw) if cors_raw else (),
+            cors_localhost=not production and not cors_raw,
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", 32_768, 1_024, 1_048_576),
+            graphiql_assets_dir=Path(env["GRAPHIQL_ASSETS_DIR"])
+            if env.get("GRAPHIQL_ASSETS_DIR")
+            else None,
         )
 
 
@@ -316,4 +340,54 @@ def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
         raise ConfigError(f"{name}: must be a decimal number") from None
     if not value.is_finite() or value < 0:
         raise ConfigError(f"{name}: must be a non-negative number")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Browser origins as the ``Origin`` header spells them: scheme://host[:port], lower case,
+    no default port, no path; ``*`` for any origin, ``none`` for no origin at all."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["none"]:
+        return ()
+    if "*" in items:
+        if len(items) > 1:
+            raise ConfigError("CORS_ORIGINS: '*' allows every origin; list no others with it")
+        return ("*",)
+    origins: list[str] = []
+    for item in items:
+        parsed = urlsplit(item.lower())
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ConfigError(f"CORS_ORIGINS: '{item}' has a bad port") from None
+        if (
+            parsed.scheme not in ("http", "https")
+            or not parsed.hostname
+            or parsed.path not in ("", "/")
+            or parsed.query
+            or parsed.fragment
+            or parsed.username is not None
+        ):
+            raise ConfigError(
+                f"CORS_ORIGINS: '{item}' is not an origin"
+                " (expected scheme://host[:port], * or none)"
+            )
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+        default_port = {"http": 80, "https": 443}[parsed.scheme]
+        origins.append(
+            f"{parsed.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
+        )
+    return tuple(origins)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be a number of seconds") from None
+    if not low <= value <= high:  # NaN fails this too
+        raise ConfigError(f"{name}: must be between {low:g} and {high:g} seconds")
     return value

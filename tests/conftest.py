@@ -81,6 +81,10 @@ async def settings(
             f"BUDGET_{role}": "10000000:1000000"
             for role in ("ANONYMOUS", "USER", "MODERATOR", "ADMIN")
         },
+        # Several suites share PostgreSQL's 100 connections: keep at most 10 per server
+        # (plus 10 overflow for bursts) rather than production's 32.
+        "DB_POOL_SIZE": "10",
+        "DB_POOL_OVERFLOW": "10",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

@@ -29,7 +29,6 @@ from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
 
 from domain.ports import CompiledReads
 from graph.analysis import (
@@ -45,6 +44,7 @@ from graph.context import Context, Services
 from graph.documents import DocumentRefused, Documents, Prepared
 from graph.errors import INTERNAL_MESSAGE, ErrorCode
 from graph.execution import Executed, OutageCheck, run_operation
+from graph.graphiql import graphiql_html
 from graph.http import auth
 from graph.http.protocol import (
     GRAPHQL_RESPONSE,
@@ -100,6 +100,7 @@ class GraphQLEndpoint:
         suggestions: bool = True,
         observe: Observe = _ignore,
         compiled: tuple[Planner, CompiledReads] | None = None,
+        graphiql_assets_url: str | None = None,
     ) -> None:
         self._schema = schema
         self._documents = documents
@@ -113,7 +114,7 @@ class GraphQLEndpoint:
         self._hide_suggestions = not suggestions
         self._observe = observe
         self._compiled = compiled
-        self._graphiql_html = get_graphql_ide_html(graphql_ide="graphiql") if graphiql else ""
+        self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()

@@ -28,14 +28,22 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    def run(connection: Connection) -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> list[tuple[str, str]]:
+    """Apply migrations up to ``revision``; the (revision, description) pairs applied, in order."""
+
+    def run(connection: Connection) -> list[tuple[str, str]]:
+        before = MigrationContext.configure(connection).get_current_revision()
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        after = MigrationContext.configure(connection).get_current_revision()
+        if after is None or after == before:
+            return []
+        scripts = ScriptDirectory.from_config(config).iterate_revisions(after, before or "base")
+        return [(script.revision, script.doc) for script in reversed(list(scripts))]
 
     async with engine.begin() as conn:
-        await conn.run_sync(run)
+        return await conn.run_sync(run)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

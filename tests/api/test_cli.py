@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import sqlite3
 import sys
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
+import pytest
+from alembic.script import ScriptDirectory
+from graphql import (
+    InterfaceTypeDefinitionNode,
+    ObjectTypeDefinitionNode,
+    UnionTypeDefinitionNode,
+    parse,
+)
 from sqlalchemy.engine import make_url
 
-from infra.db.migrate import head_revision
+from graph.cli import build_parser, main
+from infra.db.migrate import alembic_config, head_revision
 from infra.settings import Settings
+from tests.serving import ServeProcess
 from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port
 
 MARKETGRAPH = str(Path(sys.executable).with_name("marketgraph"))
@@ -21,6 +36,7 @@ ADMIN_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 SECRET = "c" * 40
+ROOT = Path(__file__).resolve().parents[2]
 # Variables the command reads; the test's own values replace whatever the shell has.
 OWN = (
     "DATABASE_URL",
@@ -49,6 +65,7 @@ async def marketgraph(tmp_path: Path, *args: str, **env: str) -> Run:
         MARKETGRAPH,
         *args,
         env=environment,
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -213,3 +230,172 @@ async def test_create_admin_creates_then_promotes(
     viewer = await gql.data("{ viewer { role permissions } }", token=existing.token)
     assert viewer["viewer"]["role"] == "ADMIN"
     assert "user:manage" in viewer["viewer"]["permissions"]
+
+
+# --- production refuses the embedded defaults ---------------------------------------------
+
+
+async def test_production_without_database_url_stops_with_status_2(tmp_path: Path) -> None:
+    run = await marketgraph(
+        tmp_path, *serve_args(), MARKETGRAPH_ENV="production", JWT_SECRET=SECRET
+    )
+    assert run.returncode == 2
+    assert run.stderr_lines == [
+        "marketgraph: DATABASE_URL: required when MARKETGRAPH_ENV=production"
+        " (postgresql://user:password@host:5432/database)"
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+async def test_production_on_an_explicit_sqlite_file_loads_no_demo_data(tmp_path: Path) -> None:
+    database = tmp_path / "chosen.db"
+    server = ServeProcess(
+        tmp_path,
+        MARKETGRAPH_ENV="production",
+        JWT_SECRET=SECRET,
+        DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+    )
+    with server:
+        client = GraphQLClient(httpx.AsyncClient(base_url=server.url, timeout=30))
+        signed = await client.data(
+            "mutation ($i: SignInInput!) { signIn(input: $i) { __typename } }",
+            {"i": {"email": "user0@example.com", "password": "marketgraph-demo"}},
+        )
+        await client.http.aclose()
+    assert signed["signIn"]["__typename"] == "InvalidCredentialsError"
+    assert not any("demo" in line for line in server.stderr_lines())
+    conn = sqlite3.connect(database)
+    try:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+async def test_development_default_still_loads_demo_data(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path) as server:
+        client = GraphQLClient(httpx.AsyncClient(base_url=server.url, timeout=30))
+        signed = await client.data(
+            "mutation ($i: SignInInput!) { signIn(input: $i) { __typename } }",
+            {"i": {"email": "user0@example.com", "password": "marketgraph-demo"}},
+        )
+        await client.http.aclose()
+    assert signed["signIn"]["__typename"] == "SignInSuccess"
+    events = [json.loads(line)["event"] for line in server.stderr_lines()]
+    assert "demo.loaded" in events
+
+
+# --- the command line itself ------------------------------------------------------------
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_option_has_help_and_shows_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = subcommands()
+    assert {"serve", "migrate", "seed", "export-schema", "create-admin"} <= set(commands)
+    for name, parser in commands.items():
+        with pytest.raises(SystemExit) as exited:
+            main([name, "--help"])
+        assert exited.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = action.option_strings[0]
+            assert action.help, f"{name} {flag} has no help"
+            assert " ".join(action.help.split()) in text
+            if action.default not in (None, False) and not action.required:
+                assert f"(default: {action.default})" in text, f"{name} {flag}"
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"marketgraph {project['version']}"
+
+
+async def test_create_admin_without_terminal_or_password_says_how(
+    tmp_path: Path, settings: Settings
+) -> None:
+    run = await marketgraph(
+        tmp_path,
+        "create-admin",
+        "--email",
+        f"no.password.{uuid.uuid4().hex[:8]}@example.com",
+        DATABASE_URL=settings.database_url,
+        JWT_SECRET=SECRET,
+    )
+    assert run.returncode == 2
+    assert len(run.stderr_lines) == 1, run.stderr_lines
+    assert run.stderr_lines[0].startswith("marketgraph: create-admin: ")
+    assert "MARKETGRAPH_ADMIN_PASSWORD=" in run.stderr_lines[0]
+
+
+async def test_migrate_says_which_revisions_it_applied(tmp_path: Path) -> None:
+    name = f"mg_cli_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(False)
+        revisions = [
+            (script.revision, script.doc)
+            for script in reversed(
+                list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+            )
+        ]
+        assert len(revisions) >= 2
+        first = await marketgraph(tmp_path, "migrate", DATABASE_URL=url, JWT_SECRET=SECRET)
+        assert first.returncode == 0, first.stderr_lines
+        assert first.stderr_lines == [
+            "marketgraph: applied "
+            + ", ".join(f"{rev} ({doc})" for rev, doc in revisions)
+            + f"; the database is at {revisions[-1][0]}"
+        ]
+        again = await marketgraph(tmp_path, "migrate", DATABASE_URL=url, JWT_SECRET=SECRET)
+        assert again.returncode == 0, again.stderr_lines
+        assert again.stderr_lines == [
+            f"marketgraph: the database was already at the latest migration"
+            f" ({revisions[-1][0]}); nothing applied"
+        ]
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_export_schema_gives_apollo_possible_types(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        MARKETGRAPH,
+        "export-schema",
+        "--possible-types",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr
+    given = json.loads(stdout)
+
+    # What the committed contract says, read from its syntax tree.
+    document = parse((ROOT / "schema.graphql").read_text())
+    unions = {
+        d.name.value: sorted(t.name.value for t in d.types or ())
+        for d in document.definitions
+        if isinstance(d, UnionTypeDefinitionNode)
+    }
+    objects = [d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)]
+    interfaces = {
+        d.name.value: sorted(
+            o.name.value
+            for o in objects
+            if d.name.value in {i.name.value for i in o.interfaces or ()}
+        )
+        for d in document.definitions
+        if isinstance(d, InterfaceTypeDefinitionNode)
+    }
+    assert given == unions | interfaces
+    assert {"Error", "Node", "CreateMarketResult"} <= set(given)
+    assert "ValidationError" in given["Error"]

@@ -11,6 +11,7 @@ import pytest
 from infra.settings import ConfigError, Settings
 
 SECRET = "s" * 32
+PG = "postgresql://app@db.internal:5432/market"
 
 
 def env_for(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -51,7 +52,7 @@ def test_development_secret_is_generated_once_and_kept_private(tmp_path: Path) -
 
 
 def test_production_turns_the_tools_off_unless_enabled(tmp_path: Path) -> None:
-    base = env_for(tmp_path, MARKETGRAPH_ENV="production", JWT_SECRET=SECRET)
+    base = env_for(tmp_path, MARKETGRAPH_ENV="production", JWT_SECRET=SECRET, DATABASE_URL=PG)
     settings = Settings.from_env(base)
     assert settings.production
     assert (settings.graphiql, settings.introspection) == (False, False)
@@ -174,7 +175,7 @@ def test_bad_value_names_the_variable(tmp_path: Path, variable: str, value: str,
 
 
 def test_production_requires_a_jwt_secret(tmp_path: Path) -> None:
-    message = config_error(env_for(tmp_path, MARKETGRAPH_ENV="production"))
+    message = config_error(env_for(tmp_path, MARKETGRAPH_ENV="production", DATABASE_URL=PG))
     assert message.startswith("JWT_SECRET: ")
     assert "production" in message
 
@@ -194,3 +195,113 @@ def test_damaged_development_secret_is_reported(tmp_path: Path) -> None:
     message = config_error(env_for(tmp_path))
     assert message.startswith("JWT_SECRET: ")
     assert "jwt-secret" in message
+
+
+# --- production refuses the embedded defaults ---------------------------------------------
+
+
+def test_production_requires_a_database_url(tmp_path: Path) -> None:
+    message = config_error(env_for(tmp_path, MARKETGRAPH_ENV="production", JWT_SECRET=SECRET))
+    assert message.startswith("DATABASE_URL: required when MARKETGRAPH_ENV=production")
+    # Nothing was set up for the embedded default: no directory, no generated secret.
+    assert not (tmp_path / "data").exists()
+
+
+def test_production_without_anything_generates_nothing(tmp_path: Path) -> None:
+    config_error(env_for(tmp_path, MARKETGRAPH_ENV="production"))
+    config_error(env_for(tmp_path, MARKETGRAPH_ENV="production", DATABASE_URL=PG))
+    assert not (tmp_path / "data").exists()
+
+
+def test_production_may_name_a_sqlite_file_explicitly(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'chosen.db'}"
+    settings = Settings.from_env(
+        env_for(tmp_path, MARKETGRAPH_ENV="production", JWT_SECRET=SECRET, DATABASE_URL=url)
+    )
+    assert settings.production
+    assert settings.database_url == url
+
+
+# --- pool, headers, CORS, GraphiQL assets -------------------------------------------------
+
+
+def test_pool_and_header_defaults(tmp_path: Path) -> None:
+    settings = Settings.from_env(env_for(tmp_path))
+    # One process's concurrency, kept open: no overflow connections closed on return.
+    assert (settings.db_pool_size, settings.db_pool_overflow) == (32, 0)
+    assert settings.db_pool_timeout_seconds == 5.0
+    assert settings.max_header_bytes == 32_768
+    assert settings.graphiql_assets_dir is None
+
+
+def test_pool_and_header_values_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        env_for(
+            tmp_path,
+            DB_POOL_OVERFLOW="4",
+            DB_POOL_TIMEOUT_SECONDS="0.5",
+            MAX_HEADER_BYTES="8192",
+            GRAPHIQL_ASSETS_DIR="/opt/graphiql",
+        )
+    )
+    assert settings.db_pool_overflow == 4
+    assert settings.db_pool_timeout_seconds == 0.5
+    assert settings.max_header_bytes == 8192
+    assert settings.graphiql_assets_dir == Path("/opt/graphiql")
+
+
+def test_cors_defaults_to_localhost_in_development_and_nothing_in_production(
+    tmp_path: Path,
+) -> None:
+    development = Settings.from_env(env_for(tmp_path))
+    assert (development.cors_origins, development.cors_localhost) == ((), True)
+    production = Settings.from_env(
+        env_for(tmp_path, MARKETGRAPH_ENV="production", JWT_SECRET=SECRET, DATABASE_URL=PG)
+    )
+    assert (production.cors_origins, production.cors_localhost) == ((), False)
+
+
+@pytest.mark.parametrize(
+    ("given", "origins"),
+    [
+        (
+            "https://app.example.com, http://localhost:3000",
+            ("https://app.example.com", "http://localhost:3000"),
+        ),
+        ("HTTPS://App.Example.com:443/", ("https://app.example.com",)),
+        ("http://[::1]:5173,http://example.com:80", ("http://[::1]:5173", "http://example.com")),
+        ("*", ("*",)),
+        ("none", ()),
+    ],
+)
+def test_cors_origins_are_read_as_browsers_send_them(
+    tmp_path: Path, given: str, origins: tuple[str, ...]
+) -> None:
+    settings = Settings.from_env(env_for(tmp_path, CORS_ORIGINS=given))
+    assert settings.cors_origins == origins
+    # Naming origins replaces the development default.
+    assert not settings.cors_localhost
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CORS_ORIGINS", "app.example.com", "not an origin"),
+        ("CORS_ORIGINS", "https://app.example.com/path", "not an origin"),
+        ("CORS_ORIGINS", "ftp://files.example.com", "not an origin"),
+        ("CORS_ORIGINS", "https://user@app.example.com", "not an origin"),
+        ("CORS_ORIGINS", "https://app.example.com:port", "bad port"),
+        ("CORS_ORIGINS", "*,https://app.example.com", "'*'"),
+        ("DB_POOL_OVERFLOW", "-1", "between"),
+        ("DB_POOL_TIMEOUT_SECONDS", "soon", "seconds"),
+        ("DB_POOL_TIMEOUT_SECONDS", "0", "between"),
+        ("DB_POOL_TIMEOUT_SECONDS", "nan", "between"),
+        ("MAX_HEADER_BYTES", "100", "between"),
+    ],
+)
+def test_bad_new_values_name_the_variable(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    message = config_error(env_for(tmp_path, JWT_SECRET=SECRET) | {variable: value})
+    assert message.startswith(f"{variable}: ")
+    assert says in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 
@@ -262,3 +263,83 @@ def test_rounding_refuses_non_finite_amounts(raw: str) -> None:
         charge(Decimal(raw))
     with pytest.raises(ValueError, match="finite"):
         payout(Decimal(raw))
+
+
+# -- names: one spelling, nothing invisible ---------------------------------------------------
+
+NAME_RULES = [
+    pytest.param(validation.market_name, "name", id="market_name"),
+    pytest.param(validation.display_name, "displayName", id="display_name"),
+]
+
+
+@pytest.mark.parametrize(("rule", "_field"), NAME_RULES)
+def test_names_are_stored_in_nfc(rule: Callable[[str], str], _field: str) -> None:
+    decomposed = "Cafe\u0301 Zu\u0308rich"
+    assert rule(decomposed) == "Caf\u00e9 Z\u00fcrich"
+    assert rule(decomposed) == rule("Caf\u00e9 Z\u00fcrich")
+
+
+def test_name_length_is_counted_after_nfc() -> None:
+    decomposed = "e\u0301" * validation.NAME_MAX  # 400 code points, 200 characters
+    assert validation.market_name(decomposed) == "\u00e9" * validation.NAME_MAX
+
+
+@pytest.mark.parametrize(("rule", "field"), NAME_RULES)
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "\u202e",  # right-to-left override
+        "\u202a",  # left-to-right embedding
+        "\u2066",  # left-to-right isolate
+        "\u2069",  # pop directional isolate
+        "\u200f",  # right-to-left mark
+        "\u061c",  # Arabic letter mark
+        "\u200b",  # zero-width space
+        "\u2060",  # word joiner
+        "\ufeff",  # byte order mark
+        "\u00ad",  # soft hyphen
+        "\U000e0041",  # tag latin capital letter a
+        "\ue000",  # private use
+        "\u2028",  # line separator
+        "\u3164",  # Hangul filler
+        "\u2800",  # Braille pattern blank
+        "\u034f",  # combining grapheme joiner
+    ],
+)
+def test_names_refuse_invisible_and_direction_characters(
+    rule: Callable[[str], str], field: str, hidden: str
+) -> None:
+    with pytest.raises(InvalidInput) as error:
+        rule(f"Will it{hidden} rain?")
+    assert field_of(error) == field
+    assert f"U+{ord(hidden):04X}" in error.value.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a\u200db",  # a joiner hidden in Latin text
+        "\u00e9\u200d",  # at the end
+        "\u200c\u00e9",  # at the start
+        "caf\u00e9 \u200d\u00e9",  # next to a space
+    ],
+)
+def test_joiners_are_refused_where_they_join_nothing(name: str) -> None:
+    with pytest.raises(InvalidInput):
+        validation.market_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with a ZWNJ
+        "\u0915\u094d\u200d\u0937",  # Devanagari, with a ZWJ
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # family emoji
+        "\u2764\ufe0f\u200d\U0001f525",  # heart on fire (variation selector, then ZWJ)
+        "Wer gewinnt die Bundesliga? \u26bd",
+    ],
+)
+def test_names_keep_the_joiners_that_scripts_and_emoji_need(name: str) -> None:
+    assert validation.market_name(name) == name
+    assert validation.display_name(name) == name

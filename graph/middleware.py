@@ -1,0 +1,109 @@
+"""ASGI middleware of the HTTP edge: CORS and request counting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# What a browser app needs to call the API: the bearer token, JSON bodies, our request
+# ids, and Apollo Client's client-awareness headers.
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "X-Request-ID",
+    "apollographql-client-name",
+    "apollographql-client-version",
+)
+# What a browser app may read from a response besides the safelisted headers.
+CORS_EXPOSED_HEADERS = (
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+# Browsers cap the preflight cache (Chromium at 2 hours); 10 minutes keeps a policy
+# change quick to take effect.
+CORS_MAX_AGE = 600
+LOCALHOST_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
+
+
+class AllowedOriginsCORS(CORSMiddleware):
+    """Starlette's CORS middleware, applied only to requests from allowed origins.
+
+    Starlette adds ``Access-Control-Expose-Headers`` to every response to a request
+    with an ``Origin``, and preflight headers to refused preflights. Here a request from
+    any other origin bypasses CORS entirely: its responses carry no CORS header at all,
+    so its preflight reaches the endpoint and gets the endpoint's 405.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            origin = Headers(scope=scope).get("origin")
+            if origin is not None and not self.is_allowed_origin(origin):
+
+                async def vary_on_origin(message: Message) -> None:
+                    # Caches must not hand this answer to an allowed origin, nor theirs to it.
+                    if message["type"] == "http.response.start":
+                        headers = MutableHeaders(scope=message)
+                        headers.add_vary_header("Origin")
+                    await send(message)
+
+                await self.app(scope, receive, vary_on_origin)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def cors(app: ASGIApp, origins: Collection[str], localhost: bool) -> ASGIApp:
+    """CORS for ``origins`` (exact, or ``*``), plus any localhost port when ``localhost``.
+
+    Credentials (cookies, HTTP authentication) are never allowed: the API authenticates
+    with a bearer token in ``Authorization``, which a cross-origin request may send
+    without them.
+    """
+    if not origins and not localhost:
+        return app
+    return AllowedOriginsCORS(
+        app,
+        allow_origins=tuple(origins),
+        allow_origin_regex=LOCALHOST_ORIGIN if localhost else None,
+        allow_methods=("GET", "POST"),
+        allow_headers=CORS_REQUEST_HEADERS,
+        allow_credentials=False,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=CORS_MAX_AGE,
+    )
+
+
+class RequestCounter:
+    """Reports every HTTP response as (route, status); paths not routed count as ``other``."""
+
+    def __init__(
+        self, app: ASGIApp, routes: Collection[str], observe: Callable[[str, int], None]
+    ) -> None:
+        self.app = app
+        self._routes = frozenset(routes)
+        self._prefixes = tuple(route for route in routes if route.endswith("/"))
+        self._observe = observe
+
+    def _route(self, path: str) -> str:
+        if path in self._routes:
+            return path
+        return next((prefix for prefix in self._prefixes if path.startswith(prefix)), "other")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = self._route(scope["path"])
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._observe(route, int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, observed)
