@@ -174,7 +174,7 @@ def create_app(settings: Settings) -> Starlette:
     compiled_reads = (
         PgCompiledReads(
             asyncpg_dsn(settings.database_url),
-            settings.db_pool_size,
+            settings.db_read_pool_size,
             public=frozenset({POSITIONS.name}) if settings.positions_public else frozenset(),
         )
         if settings.compiled_reads and not settings.is_sqlite

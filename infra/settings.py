@@ -47,7 +47,7 @@ class Settings:
     jwt_audience: str = "marketgraph-api"
     max_body_bytes: int = 1_000_000
     starting_balance: Decimal = Decimal(1000)
-    db_pool_size: int = 32
+    db_pool_size: int = 16
     redis_key_prefix: str = "mg:"
     refresh_token_ttl_seconds: int = 30 * 86_400
     signin_account_limit: int = 5
@@ -71,6 +71,8 @@ class Settings:
     rate_limits: bool = True
     budgets: RoleBudgets = field(default_factory=RoleBudgets)
     db_pool_overflow: int = 0
+    # The compiled read path's own pool (infra/db/compiled_reads.py): most reads use it.
+    db_read_pool_size: int = 16
     db_pool_timeout_seconds: float = 5.0
     # Exact origins allowed to call the API from a browser ("*" for any), and whether
     # http://localhost, 127.0.0.1 and [::1] on any port are allowed too (development).
@@ -124,7 +126,7 @@ class Settings:
             access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_000_000, 1_000, 100_000_000),
             starting_balance=_decimal(env, "STARTING_BALANCE", Decimal(1000)),
-            db_pool_size=_int(env, "DB_POOL_SIZE", 32, 1, 200),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 16, 1, 200),
             redis_key_prefix=env.get("REDIS_KEY_PREFIX", "mg:"),
             refresh_token_ttl_seconds=_int(
                 env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 86_400, 300, 365 * 86_400
@@ -152,6 +154,7 @@ class Settings:
             rate_limits=_flag(env, "RATE_LIMITS", default=True),
             budgets=_budgets(env),
             db_pool_overflow=_int(env, "DB_POOL_OVERFLOW", 0, 0, 200),
+            db_read_pool_size=_int(env, "DB_READ_POOL_SIZE", 16, 1, 200),
             db_pool_timeout_seconds=_seconds(env, "DB_POOL_TIMEOUT_SECONDS", 5.0, 0.1, 300.0),
             cors_origins=_origins(cors_raw) if cors_raw else (),
             cors_localhost=not production and not cors_raw,

@@ -85,6 +85,7 @@ async def settings(
         # (plus 10 overflow for bursts) rather than production's 32.
         "DB_POOL_SIZE": "10",
         "DB_POOL_OVERFLOW": "10",
+        "DB_READ_POOL_SIZE": "5",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"

@@ -7,11 +7,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,6 +58,78 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresProcess:
+    """A PostgreSQL server of a test's own: initdb into a temporary directory, a spare port.
+
+    Fault tests stop and start it (by the PID in its postmaster.pid, never by name);
+    the machine's shared PostgreSQL is never touched. PostgreSQL refuses to run as
+    root, so as root it runs as the ``postgres`` user.
+    """
+
+    def __init__(self) -> None:
+        # Directly under the temp root: the postgres user must be able to reach it.
+        self.directory = Path(tempfile.mkdtemp(prefix="mg-test-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/marketgraph"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
+            " -c fsync=off -c max_connections=40"
+        )
+        # -l: the postmaster must not inherit our pipes, or waiting for pg_ctl never ends.
+        log = str(self.directory / "postgres.log")
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"
+        )
+
+    @property
+    def pid(self) -> int | None:
+        pid_file = self.data / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        return int(pid_file.read_text().split()[0])
+
+    def stop(self) -> None:
+        """Stop it as an outage would (fast shutdown: sessions are cut), by its PID."""
+        pid = self.pid
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while self.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.pid is None, "the test's PostgreSQL did not stop"
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class RedisProcess:

@@ -85,6 +85,27 @@ class _Log:
     path: str | None = None
 
 
+class _Outages:
+    """Logs an outage once when it starts and once when it ends, not per request.
+
+    Each request answered 503 still counts, with its outcome ``unavailable``, in the
+    operation metrics.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    def failed(self, request_id: str, error: BaseException) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning("dependency.unavailable", request_id=request_id, error=type(error).__name__)
+
+    def served(self) -> None:
+        if self._since is not None:
+            log.info("dependency.available", after_seconds=round(time.monotonic() - self._since, 3))
+            self._since = None
+
+
 class GraphQLEndpoint:
     def __init__(
         self,
@@ -114,6 +135,7 @@ class GraphQLEndpoint:
         self._hide_suggestions = not suggestions
         self._observe = observe
         self._compiled = compiled
+        self._outages = _Outages()
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
 
     async def handle(self, request: Request) -> Response:
@@ -164,13 +186,16 @@ class GraphQLEndpoint:
         except Exception as error:
             if self._is_outage(error):
                 entry.outcome = "unavailable"
-                response = self._unavailable(request_id, media, error)
+                self._outages.failed(request_id, error)
+                response = self._unavailable(request_id, media)
             else:
                 # A fault outside the resolvers (the identity lookup, say): the same masked,
                 # coded answer as one inside them, never a bare 500 page.
                 entry.outcome = "internal_error"
                 log.exception("graphql.request_failed", request_id=request_id)
                 response = self._internal(request_id, media)
+        if entry.outcome != "unavailable" and entry.path is not None:
+            self._outages.served()
         elapsed = time.perf_counter() - started
         self._observe(entry.name, entry.kind, entry.outcome, elapsed)
         log.info(
@@ -436,8 +461,7 @@ class GraphQLEndpoint:
         return Response(encode(body), status_code=429, media_type=media, headers=headers)
 
     @staticmethod
-    def _unavailable(request_id: str, media: str | None, error: BaseException) -> Response:
-        log.warning("graphql.unavailable", request_id=request_id, error=type(error).__name__)
+    def _unavailable(request_id: str, media: str | None) -> Response:
         body = {
             "errors": [
                 {

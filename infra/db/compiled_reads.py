@@ -16,9 +16,17 @@ import asyncpg
 
 from domain.readplan import Bound, Plan
 from infra.db.compiler import Compiler
-from infra.metrics import SQL_STATEMENTS
+from infra.metrics import DB_CONNECTIONS_OPENED, DB_POOL_IN_USE, SQL_STATEMENTS
 
 STATEMENT_CACHE_SIZE = 1_024
+IDLE_SECONDS = 300.0
+# As long as the other pool waits (DB_POOL_TIMEOUT_SECONDS' default): exhausted for longer
+# is an outage (asyncio.TimeoutError, answered 503), not a hang.
+ACQUIRE_SECONDS = 5.0
+
+
+async def _opened(_connection: asyncpg.Connection) -> None:
+    DB_CONNECTIONS_OPENED.inc()
 
 
 class PgCompiledReads:
@@ -31,13 +39,18 @@ class PgCompiledReads:
         self.listeners: list[Callable[[str], None]] = []
 
     async def open(self) -> None:
+        """Open the pool. Connections are kept (no overflow, so no churn under load); one
+        that idles for ``IDLE_SECONDS`` is closed, so a quiet process holds few."""
         self._pool = await asyncpg.create_pool(
             self._dsn,
             min_size=1,
             max_size=self._size,
+            max_inactive_connection_lifetime=IDLE_SECONDS,
             statement_cache_size=STATEMENT_CACHE_SIZE,
             command_timeout=30,
             timeout=5,
+            init=_opened,
+            server_settings={"application_name": "marketgraph"},
         )
 
     async def close(self) -> None:
@@ -48,14 +61,23 @@ class PgCompiledReads:
     async def read(self, plan: Plan, bound: Bound) -> list[str | None]:
         assert self._pool is not None, "opened by the app's lifespan"
         statements = [self._compiler.statement(root, bound) for root in plan.roots]
-        async with self._pool.acquire() as conn:
-            results: list[str | None] = []
-            for sql, params in statements:
-                SQL_STATEMENTS.inc()
-                for listener in self.listeners:
-                    listener(sql)
-                results.append(await conn.fetchval(sql, *params))
+        async with self._pool.acquire(timeout=ACQUIRE_SECONDS) as conn:
+            DB_POOL_IN_USE.inc()
+            try:
+                results: list[str | None] = []
+                for sql, params in statements:
+                    SQL_STATEMENTS.inc()
+                    for listener in self.listeners:
+                        listener(sql)
+                    results.append(await conn.fetchval(sql, *params))
+            finally:
+                DB_POOL_IN_USE.dec()
         return results
+
+    @property
+    def size(self) -> int:
+        """Connections the pool holds now."""
+        return 0 if self._pool is None else self._pool.get_size()
 
 
 def asyncpg_dsn(database_url: str) -> str:
