@@ -15,21 +15,14 @@ from strawberry.types import ExecutionContext
 
 from graph.admin.mutations import AdminMutations
 from graph.documents import MAX_ALIASES, MAX_DEPTH
-from graph.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidCredentialsError,
-    InvalidStateError,
-    InvalidTokenError,
-    NotFoundError,
-    ValidationError,
-)
+from graph.errors import ERROR_TYPES
 from graph.extensions import DocumentCache, ErrorCodes
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
 from graph.node_queries import NodeQueries
 from graph.positions.types import PositionType
+from graph.scalars import SCALARS
 from graph.sessions.mutations import SessionMutations
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
@@ -74,20 +67,11 @@ def build_schema(
     return MarketgraphSchema(
         query=Query,
         mutation=Mutation,
-        types=[
-            InvalidTokenError,
-            MarketType,
-            UserType,
-            PositionType,
-            ValidationError,
-            ConflictError,
-            NotFoundError,
-            ForbiddenError,
-            InvalidStateError,
-            InvalidCredentialsError,
-        ],
+        types=[MarketType, UserType, PositionType, *ERROR_TYPES],
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        config=StrawberryConfig(
+            disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
+        ),
     )
 
 
