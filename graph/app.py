@@ -27,6 +27,7 @@ from domain.services.users import UserService
 from graph.context import Services
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.schema import build_schema
+from graph.worker import JobSystem
 from infra.db.engine import create_engine, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
     hasher = Argon2Hasher()
     reads = read_engine(engine)
     throttle = RedisThrottle(redis, settings.redis_key_prefix) if redis else MemoryThrottle()
+    jobs = JobSystem(settings, lambda: SqlUnitOfWork(engine), utcnow)
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
@@ -114,6 +116,9 @@ def create_app(settings: Settings) -> Starlette:
         admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
         readers=Readers(reads),
         identities=IdentityReader(reads),
+        trading=jobs.trading,
+        lifecycle=jobs.lifecycle,
+        jobs=jobs.runner,
         positions_public=settings.positions_public,
     )
     schema = build_schema(
@@ -129,10 +134,12 @@ def create_app(settings: Settings) -> Starlette:
             await upgrade(engine)  # the embedded default keeps itself current
         else:
             await ensure_current(engine)
+        await jobs.start_in_process()
         log.info("app.started", environment=settings.environment, redis=redis is not None)
         try:
             yield
         finally:
+            await jobs.close()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
@@ -178,6 +185,7 @@ def create_app(settings: Settings) -> Starlette:
     app.add_middleware(RequestIdMiddleware)
     app.state.engine = engine
     app.state.services = services
+    app.state.jobs = jobs
     app.state.tokens = tokens
     return app
 

@@ -146,6 +146,19 @@ def _seed(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.db.migrate import DatabaseBehind
+
+    if not settings.redis_url:
+        _fail("REDIS_URL: workers take their jobs from Redis (without it, serve runs them)")
+    from graph.worker import run_worker
+
+    try:
+        asyncio.run(run_worker(settings, args.concurrency))
+    except DatabaseBehind as error:
+        _fail(f"DATABASE_URL: {error}")
+
+
 def _export_schema() -> None:
     from graph.schema import schema
 
@@ -166,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed.add_argument("--positions", type=int, default=240)
     seed.add_argument("--random-seed", type=int, default=7)
     commands.add_parser("export-schema", help="print the schema in SDL")
+    worker = commands.add_parser("worker", help="run background jobs (payouts, refunds, closing)")
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once")
     admin = commands.add_parser("create-admin", help="create (or promote) an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--display-name", default="Administrator")
@@ -186,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _migrate(settings)
     elif args.command == "seed":
         _seed(settings, args)
+    elif args.command == "worker":
+        _worker(settings, args)
 
 
 if __name__ == "__main__":

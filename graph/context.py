@@ -8,8 +8,11 @@ from uuid import UUID
 
 from domain.policy import Actor
 from domain.services.admin import AdminService
+from domain.services.jobs import JobRunner
+from domain.services.lifecycle import MarketLifecycle
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService
+from domain.services.trading import TradingService
 from domain.services.users import UserService
 from graph.errors import unauthenticated
 from graph.loaders import Loaders
@@ -28,6 +31,9 @@ class Services:
     admin: AdminService
     readers: Readers
     identities: IdentityReader
+    trading: TradingService
+    lifecycle: MarketLifecycle
+    jobs: JobRunner
     positions_public: bool = True
 
 

@@ -17,6 +17,7 @@ from graph.admin.mutations import AdminMutations
 from graph.documents import MAX_ALIASES, MAX_DEPTH
 from graph.errors import ERROR_TYPES
 from graph.extensions import DocumentCache, ErrorCodes
+from graph.jobs.types import JobQueries, JobType
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
@@ -24,6 +25,8 @@ from graph.node_queries import NodeQueries
 from graph.positions.types import PositionType
 from graph.scalars import SCALARS
 from graph.sessions.mutations import SessionMutations
+from graph.trading.mutations import TradingMutations
+from graph.trading.types import LedgerEntryType, TradeType
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 from graph.users.types import UserType
@@ -33,8 +36,10 @@ from graph.users.types import UserType
 LIMIT_RULES = (max_aliases_rule(MAX_ALIASES), max_depth_rule(MAX_DEPTH, should_ignore=None))
 
 
-@strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
-class Query(MarketQueries, UserQueries, NodeQueries):
+@strawberry.type(
+    description="Reading the market: markets, users, positions, trades, jobs and the viewer."
+)
+class Query(MarketQueries, UserQueries, NodeQueries, JobQueries):
     pass
 
 
@@ -44,7 +49,7 @@ class Query(MarketQueries, UserQueries, NodeQueries):
     " top-level error says why (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED), so one refused"
     " mutation does not blank the others of the same document."
 )
-class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations):
+class Mutation(UserMutations, SessionMutations, MarketMutations, TradingMutations, AdminMutations):
     pass
 
 
@@ -67,7 +72,15 @@ def build_schema(
     return MarketgraphSchema(
         query=Query,
         mutation=Mutation,
-        types=[MarketType, UserType, PositionType, *ERROR_TYPES],
+        types=[
+            MarketType,
+            UserType,
+            PositionType,
+            TradeType,
+            LedgerEntryType,
+            JobType,
+            *ERROR_TYPES,
+        ],
         extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS

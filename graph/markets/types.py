@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated
@@ -12,25 +12,34 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import Market, Position
+from domain.entities import Market, Position, Trade
 from domain.policy import Permission, has_permission
 from domain.pricing import display_price, yes_price
-from domain.reads import Page
+from domain.reads import ChildPageKey, HistoryKey, Page
 from graph.context import Context
-from graph.enums import MarketStatus, Outcome
+from graph.enums import MarketStatus, Outcome, PriceInterval
+from graph.errors import bad_input
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
 from graph.selection import items_select
 from graph.users.loading import load_user
-from infra.db.readers import ChildPageKey
 
 if TYPE_CHECKING:
     from graph.positions.types import PositionType
+    from graph.trading.types import PricePointType, TradeType
     from graph.users.types import UserType
 
 POSITIONS_SORT = "positions:created_at:asc"
 EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
+NO_TRADES: Page[Trade] = Page(items=[], has_next=False, has_previous=False)
+INTERVAL_SECONDS = {
+    PriceInterval.MINUTE: 60,
+    PriceInterval.FIVE_MINUTES: 300,
+    PriceInterval.HOUR: 3600,
+    PriceInterval.DAY: 86_400,
+}
+MAX_BUCKETS = 1000
 
 
 @lru_cache(maxsize=65_536)
@@ -179,3 +188,92 @@ class MarketType(Node):
             await _position_nodes(info, page),
             lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
         )
+
+    @strawberry.field(
+        description="Trades in this market, newest first. Where positions are configured"
+        " private, only the viewer's own (all of them for holders of `user:read:private`)."
+    )
+    async def trades(
+        self,
+        info: Info[Context, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Start after this cursor.")
+        ] = None,
+    ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]]:
+        from graph.trading.types import MARKET_TRADES_SORT, TradeType
+
+        request = page_request(MARKET_TRADES_SORT, "datetime", first, after)
+        context = info.context
+        loaders = context.loaders
+        if context.services.positions_public or has_permission(
+            actor := await context.actor(), Permission.USER_READ_PRIVATE
+        ):
+            key = ChildPageKey(self.market_id, request.size, request.after)
+            return connection(
+                await loaders.page(loaders.trades_by_market, key),
+                MARKET_TRADES_SORT,
+                TradeType.from_entity,
+                lambda: loaders.count(loaders.trade_count_by_market, self.market_id),
+            )
+        if actor is None:
+            return connection(NO_TRADES, MARKET_TRADES_SORT, TradeType.from_entity, _zero)
+        holder = actor.user_id
+        key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
+        return connection(
+            await loaders.page(loaders.trades_by_market, key),
+            MARKET_TRADES_SORT,
+            TradeType.from_entity,
+            lambda: loaders.trade_count_by_market_holder.load((self.market_id, holder)),
+        )
+
+    @strawberry.field(
+        description="The YES price over time, in buckets computed from the trades (buckets"
+        f" without trades are left out). At most {MAX_BUCKETS} buckets per request."
+    )
+    async def price_history(
+        self,
+        info: Info[Context, None],
+        from_: Annotated[
+            datetime | None,
+            strawberry.argument(
+                name="from",
+                description="Start of the range (default: the later of the market's creation"
+                f" and {MAX_BUCKETS} intervals before `to`).",
+            ),
+        ] = None,
+        to: Annotated[
+            datetime | None,
+            strawberry.argument(description="End of the range, exclusive (default: now)."),
+        ] = None,
+        interval: Annotated[
+            PriceInterval, strawberry.argument(description="The width of each bucket.")
+        ] = PriceInterval.HOUR,
+    ) -> list[Annotated[PricePointType, strawberry.lazy("graph.trading.types")]]:
+        from graph.trading.types import PricePointType
+
+        seconds = INTERVAL_SECONDS[interval]
+        end = _utc(to, "to") if to is not None else datetime.now(UTC)
+        earliest = end - timedelta(seconds=seconds * MAX_BUCKETS)
+        start = _utc(from_, "from") if from_ is not None else max(self.created_at, earliest)
+        if start >= end:
+            raise bad_input("'from' must be before 'to'.", "from")
+        if start < earliest:
+            raise bad_input(
+                f"At most {MAX_BUCKETS} buckets: narrow the range or widen the interval.", "from"
+            )
+        buckets = await info.context.loaders.price_history.load(
+            HistoryKey(self.market_id, start, end, seconds)
+        )
+        return [PricePointType.from_bucket(bucket) for bucket in buckets]
+
+
+def _utc(moment: datetime, argument: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise bad_input(f"'{argument}' must carry a time zone offset.", argument)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise bad_input(f"'{argument}' is out of range.", argument) from None

@@ -13,16 +13,17 @@ from strawberry.types import Info
 from domain.entities import Role as DomainRole
 from domain.entities import User
 from domain.policy import ROLE_PERMISSIONS, may_read_positions, may_read_private
+from domain.reads import ChildPageKey
 from graph.context import Context
 from graph.enums import Role
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
-from infra.db.readers import ChildPageKey
 
 if TYPE_CHECKING:
     from graph.markets.types import MarketType
     from graph.positions.types import PositionType
+    from graph.trading.types import LedgerEntryType, TradeType
 
 MARKETS_SORT = "creator-markets:created_at:desc"
 POSITIONS_SORT = "user-positions:created_at:asc"
@@ -134,4 +135,49 @@ class UserType(Node):
             POSITIONS_SORT,
             PositionType.from_entity,
             lambda: loaders.count(loaders.position_count_by_user, self.user_id),
+        )
+
+    @strawberry.field(
+        description="This user's trades, newest first. Where positions are configured private:"
+        " null unless the viewer is this user or holds `user:read:private`."
+    )
+    async def trades(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]] | None:
+        from graph.trading.types import USER_TRADES_SORT, TradeType
+
+        context = info.context
+        if not context.services.positions_public and not may_read_positions(
+            await context.actor(), self.user_id, positions_public=False
+        ):
+            return None
+        request = page_request(USER_TRADES_SORT, "datetime", first, after)
+        loaders = context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        return connection(
+            await loaders.page(loaders.trades_by_user, key),
+            USER_TRADES_SORT,
+            TradeType.from_entity,
+            lambda: loaders.count(loaders.trade_count_by_user, self.user_id),
+        )
+
+    @strawberry.field(
+        description="Every change of this user's balance, newest first; `balance` is their"
+        " sum. Null unless the viewer is this user or holds `user:read:private`."
+    )
+    async def ledger(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("graph.trading.types")]] | None:
+        from graph.trading.types import LEDGER_SORT, LedgerEntryType
+
+        if not may_read_private(await info.context.actor(), self.user_id):
+            return None
+        request = page_request(LEDGER_SORT, "datetime", first, after)
+        loaders = info.context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        return connection(
+            await loaders.page(loaders.ledger_by_user, key),
+            LEDGER_SORT,
+            LedgerEntryType.from_entity,
+            lambda: loaders.count(loaders.ledger_count_by_user, self.user_id),
         )
