@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.policy import Actor
@@ -45,6 +46,9 @@ class Context:
     claims: AccessClaims | None
     client_ip: str | None = None
     internal_errors: int = 0
+    # "Now" for defaults of this request's reads (a price history up to now): one instant,
+    # so that the fields of many objects ask the same question and share one batch.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
 
     async def actor(self) -> Actor | None:

@@ -84,7 +84,8 @@ class JobRunner:
 
     async def _work(self, job: Job, heartbeat: Heartbeat | None) -> None:
         if job.kind in (JobKind.MARKET_PAYOUT, JobKind.MARKET_REFUND):
-            assert job.market_id is not None, "a settlement job names its market"
+            if job.market_id is None:
+                raise ValueError("a settlement job must name its market")
             await self._lifecycle.settle(job.market_id, heartbeat)
             return
         raise ValueError(f"no work for jobs of kind {job.kind}")

@@ -13,30 +13,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.models import ledger_entries, markets, positions, trades, users
 from tests.support import Account, GraphQLClient
 
-TRADE_FIELDS = """
-    __typename
-    ... on BuySharesSuccess {
+SUCCESS_FIELDS = """
       replayed
       trade { id side outcome shares amount averagePrice priceBefore priceAfter }
       position { id shares costBasis user { id balance } market { id yesPrice } }
       market { id yesPrice noPrice yesShares noShares volume }
       user { id balance }
-    }
-    ... on SellSharesSuccess {
-      replayed
-      trade { id side outcome shares amount averagePrice priceBefore priceAfter }
-      position { id shares costBasis user { id balance } market { id yesPrice } }
-      market { id yesPrice noPrice yesShares noShares volume }
-      user { id balance }
-    }
+"""
+COMMON_ERRORS = """
     ... on ValidationError { field fields { field message } }
-    ... on InsufficientBalanceError { required available }
-    ... on InsufficientSharesError { requested held }
     ... on SlippageExceededError { averagePrice limit }
     ... on Error { code message }
 """
-BUY = "mutation ($input: BuySharesInput!) { buyShares(input: $input) { " + TRADE_FIELDS + " } }"
-SELL = "mutation ($input: SellSharesInput!) { sellShares(input: $input) { " + TRADE_FIELDS + " } }"
+BUY = (
+    "mutation ($input: BuySharesInput!) { buyShares(input: $input) { __typename"
+    " ... on BuySharesSuccess { " + SUCCESS_FIELDS + " }"
+    " ... on InsufficientBalanceError { required available }" + COMMON_ERRORS + " } }"
+)
+SELL = (
+    "mutation ($input: SellSharesInput!) { sellShares(input: $input) { __typename"
+    " ... on SellSharesSuccess { " + SUCCESS_FIELDS + " }"
+    " ... on InsufficientSharesError { requested held }" + COMMON_ERRORS + " } }"
+)
 RESOLVE = """
 mutation ($input: ResolveMarketInput!) {
   resolveMarket(input: $input) {
