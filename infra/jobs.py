@@ -17,7 +17,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -279,7 +279,10 @@ class InProcessJobs:
     async def start(self) -> None:
         tasks = self._require()
         self._timer = asyncio.get_running_loop().create_task(self._schedule(tasks.scheduled))
-        await tasks.task("redispatch_jobs").run()
+        # Whatever is unfinished now was left by a process that stopped: take it all up.
+        # (Were another process still running one of them, the job would run twice, which
+        # job functions allow.)
+        await tasks.runner.redispatch(stale_after=timedelta(0))
 
     async def stop(self) -> None:
         pending = [task for task in (self._timer, *self._running.values()) if task is not None]

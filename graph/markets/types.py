@@ -63,23 +63,30 @@ async def market_nodes(
 
 
 async def _position_nodes(
-    info: Info[Context, None], page: Page[Position]
+    info: Info[Context, None], page: Page[Position], market: Market
 ) -> Callable[[Position], PositionType]:
-    """How to build the page's positions: with their users fetched ahead when asked for.
+    """How to build the page's positions: in this market, with their users fetched ahead
+    when asked for.
 
     The users still come through the ``user_by_id`` loader, so the pages of all
     markets share one batch; what is saved is a resolver coroutine per position.
     """
     from graph.positions.types import PositionType
+
+    holders = await _users_ahead(info, [position.user_id for _, position in page.items])
+    return lambda position: PositionType.from_entity(
+        position, holders.get(position.user_id), market
+    )
+
+
+async def _users_ahead(info: Info[Context, None], ids: list[UUID]) -> dict[UUID, UserType]:
+    """The users of a page's items, when the items select ``user``; else none."""
     from graph.users.types import UserType
 
-    if not page.items or not items_select(info, "user"):
-        return PositionType.from_entity
-    loaded = await info.context.loaders.user_by_id.load_many(
-        [position.user_id for _, position in page.items]
-    )
-    holders = {user.id: UserType.from_entity(user) for user in loaded if user is not None}
-    return lambda position: PositionType.from_entity(position, holders.get(position.user_id))
+    if not ids or not items_select(info, "user"):
+        return {}
+    loaded = await info.context.loaders.user_by_id.load_many(ids)
+    return {user.id: UserType.from_entity(user) for user in loaded if user is not None}
 
 
 async def _zero() -> int:
@@ -111,6 +118,7 @@ class MarketType(Node):
     market_id: strawberry.Private[UUID]
     creator_id: strawberry.Private[UUID]
     prefetched_creator: strawberry.Private[UserType | None]
+    source: strawberry.Private[Market]
 
     @classmethod
     def from_entity(cls, market: Market, creator: UserType | None = None) -> MarketType:
@@ -134,6 +142,7 @@ class MarketType(Node):
             market_id=market.id,
             creator_id=market.creator_id,
             prefetched_creator=creator,
+            source=market,
         )
 
     @strawberry.field(description="The user who created the market.")
@@ -173,7 +182,7 @@ class MarketType(Node):
             return connection(
                 page,
                 POSITIONS_SORT,
-                await _position_nodes(info, page),
+                await _position_nodes(info, page, self.source),
                 lambda: loaders.count(loaders.position_count_by_market, self.market_id),
             )
         if actor is None:
@@ -185,7 +194,7 @@ class MarketType(Node):
         return connection(
             page,
             POSITIONS_SORT,
-            await _position_nodes(info, page),
+            await _position_nodes(info, page, self.source),
             lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
         )
 
@@ -212,22 +221,34 @@ class MarketType(Node):
             actor := await context.actor(), Permission.USER_READ_PRIVATE
         ):
             key = ChildPageKey(self.market_id, request.size, request.after)
+            page = await loaders.page(loaders.trades_by_market, key)
             return connection(
-                await loaders.page(loaders.trades_by_market, key),
+                page,
                 MARKET_TRADES_SORT,
-                TradeType.from_entity,
+                await self._trade_nodes(info, page),
                 lambda: loaders.count(loaders.trade_count_by_market, self.market_id),
             )
         if actor is None:
             return connection(NO_TRADES, MARKET_TRADES_SORT, TradeType.from_entity, _zero)
         holder = actor.user_id
         key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
+        page = await loaders.page(loaders.trades_by_market, key)
         return connection(
-            await loaders.page(loaders.trades_by_market, key),
+            page,
             MARKET_TRADES_SORT,
-            TradeType.from_entity,
+            await self._trade_nodes(info, page),
             lambda: loaders.trade_count_by_market_holder.load((self.market_id, holder)),
         )
+
+    async def _trade_nodes(
+        self, info: Info[Context, None], page: Page[Trade]
+    ) -> Callable[[Trade], TradeType]:
+        """The page's trades, in this market, with their traders fetched ahead if asked for."""
+        from graph.trading.types import TradeType
+
+        traders = await _users_ahead(info, [trade.user_id for _, trade in page.items])
+        market = self.source
+        return lambda trade: TradeType.from_entity(trade, traders.get(trade.user_id), market)
 
     @strawberry.field(
         description="The YES price over time, in buckets computed from the trades (buckets"

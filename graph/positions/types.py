@@ -41,10 +41,14 @@ class PositionType(Node):
     market_id: strawberry.Private[UUID]
     user_id: strawberry.Private[UUID]
     holder: strawberry.Private[UserType | None]
+    prefetched_market: strawberry.Private[Market | None]
 
     @classmethod
-    def from_entity(cls, position: Position, holder: UserType | None = None) -> PositionType:
-        """``holder`` is the position's user when the caller fetched it ahead."""
+    def from_entity(
+        cls, position: Position, holder: UserType | None = None, market: Market | None = None
+    ) -> PositionType:
+        """``holder`` and ``market`` are the position's user and market when the caller
+        has them already (a market's own positions, a page fetched ahead)."""
         return cls(
             id=strawberry.ID(to_global_id("Position", position.id)),
             outcome=Outcome(position.outcome.value),
@@ -57,9 +61,12 @@ class PositionType(Node):
             market_id=position.market_id,
             user_id=position.user_id,
             holder=holder,
+            prefetched_market=market,
         )
 
     async def _market(self, info: Info[Context, None]) -> Market:
+        if self.prefetched_market is not None:
+            return self.prefetched_market
         market = await info.context.loaders.market(self.market_id)
         assert market is not None, "a position's market always exists (foreign key)"
         return market

@@ -10,7 +10,7 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import LedgerEntry, Trade
+from domain.entities import LedgerEntry, Market, Trade
 from domain.money import QUANTUM
 from domain.reads import PriceBucket
 from graph.context import Context
@@ -48,9 +48,14 @@ class TradeType(Node):
     created_at: datetime = strawberry.field(description="When the trade happened (UTC).")
     market_id: strawberry.Private[UUID]
     user_id: strawberry.Private[UUID]
+    prefetched_user: strawberry.Private[UserType | None]
+    prefetched_market: strawberry.Private[Market | None]
 
     @classmethod
-    def from_entity(cls, trade: Trade) -> TradeType:
+    def from_entity(
+        cls, trade: Trade, user: UserType | None = None, market: Market | None = None
+    ) -> TradeType:
+        """``user`` and ``market`` are the trade's when the caller has them already."""
         return cls(
             id=strawberry.ID(to_global_id("Trade", trade.id)),
             side=TradeSide(trade.side.value),
@@ -63,6 +68,8 @@ class TradeType(Node):
             created_at=trade.created_at,
             market_id=trade.market_id,
             user_id=trade.user_id,
+            prefetched_user=user,
+            prefetched_market=market,
         )
 
     @strawberry.field(description="The market traded in.")
@@ -71,7 +78,7 @@ class TradeType(Node):
     ) -> Annotated[MarketType, strawberry.lazy("graph.markets.types")]:
         from graph.markets.types import MarketType
 
-        market = await info.context.loaders.market(self.market_id)
+        market = self.prefetched_market or await info.context.loaders.market(self.market_id)
         assert market is not None, "a trade's market always exists (foreign key)"
         return MarketType.from_entity(market)
 
@@ -79,6 +86,8 @@ class TradeType(Node):
     def user(
         self, info: Info[Context, None]
     ) -> Annotated[UserType, strawberry.lazy("graph.users.types")]:
+        if self.prefetched_user is not None:
+            return self.prefetched_user
         return load_user(info.context, self.user_id)  # type: ignore[return-value]
 
 

@@ -10,8 +10,8 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from domain.entities import Market, User
 from domain.entities import Role as DomainRole
-from domain.entities import User
 from domain.policy import ROLE_PERMISSIONS, may_read_positions, may_read_private
 from domain.reads import ChildPageKey
 from graph.context import Context
@@ -19,6 +19,7 @@ from graph.enums import Role
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
+from graph.selection import items_select
 
 if TYPE_CHECKING:
     from graph.markets.types import MarketType
@@ -130,10 +131,19 @@ class UserType(Node):
         loaders = context.loaders
         key = ChildPageKey(self.user_id, request.size, request.after)
         page = await loaders.page(loaders.positions_by_user, key)
+        markets: dict[UUID, Market] = {}
+        if page.items and any(
+            items_select(info, field) for field in ("market", "currentValue", "unrealizedPnl")
+        ):
+            # One batch for the page's markets, rather than a resolver coroutine each.
+            loaded = await loaders.market_by_id.load_many([p.market_id for _, p in page.items])
+            markets = {market.id: market for market in loaded if market is not None}
         return connection(
             page,
             POSITIONS_SORT,
-            PositionType.from_entity,
+            lambda position: PositionType.from_entity(
+                position, self, markets.get(position.market_id)
+            ),
             lambda: loaders.count(loaders.position_count_by_user, self.user_id),
         )
 
@@ -157,7 +167,7 @@ class UserType(Node):
         return connection(
             await loaders.page(loaders.trades_by_user, key),
             USER_TRADES_SORT,
-            TradeType.from_entity,
+            lambda trade: TradeType.from_entity(trade, self),
             lambda: loaders.count(loaders.trade_count_by_user, self.user_id),
         )
 

@@ -134,7 +134,7 @@ async def test_resolution_pays_every_winning_position_exactly_once(
     loser = next(p for p in held.positions if p.outcome is Outcome.YES)
     shown = (await gql.data(POSITION, {"id": loser.gid}))["node"]
     assert shown["settledAt"] is not None
-    assert (Decimal(shown["payout"]), Decimal(shown["currentValue"])) == (0, 0)
+    assert Decimal(shown["payout"]) == Decimal(shown["currentValue"]) == 0
     assert Decimal(shown["unrealizedPnl"]) == -loser.cost_basis
 
 

@@ -77,7 +77,7 @@ async def test_buying_for_an_amount_shows_what_the_trade_committed(
     assert position["market"]["yesPrice"] == market["yesPrice"]
     assert Decimal(position["shares"]) == shares
     assert Decimal(position["costBasis"]) == paid
-    assert (Decimal(market["yesShares"]), Decimal(market["noShares"])) == (shares, 0)
+    assert (Decimal(market["yesShares"]), Decimal(market["noShares"])) == (shares, Decimal(0))
     assert Decimal(market["volume"]) == paid
     # And the database agrees.
     assert await balance(db, trader.uuid) == new_balance
@@ -142,7 +142,7 @@ async def test_selling_more_than_is_held_changes_nothing(
     trader, market_id = await fresh(make_account, make_market)
     nothing = await sell(gql, trader, market_id, "YES", shares="1")
     assert nothing["__typename"] == "InsufficientSharesError", nothing
-    assert (Decimal(nothing["requested"]), Decimal(nothing["held"])) == (1, 0)
+    assert (Decimal(nothing["requested"]), Decimal(nothing["held"])) == (Decimal(1), Decimal(0))
     await unchanged(db, trader, market_id)
     await buy(gql, trader, market_id, "YES", shares="3")
     more = await sell(gql, trader, market_id, "YES", shares="3.00000001")

@@ -80,8 +80,9 @@ async def test_market_trades_cost_the_same_for_five_and_forty_markets(
     data, count = await same_count_for_few_and_many(
         gql, server, query, {"token": traded.token}, None
     )
-    # Markets page, every market's first trades, their counts, the traders, the markets.
-    assert count == 5, server.sql.statements
+    # Markets page, every market's first trades, their counts, the traders (a trade's
+    # market is the page's own market).
+    assert count == 4, server.sql.statements
     for node in data["markets"]["nodes"]:
         page = node["trades"]
         assert page["totalCount"] == 12
@@ -113,7 +114,8 @@ async def test_position_values_cost_one_statement_for_the_markets(
     data, count = await same_count_for_few_and_many(
         gql, server, query, {"token": traded.token}, None
     )
-    assert count == 3, server.sql.statements  # markets, positions, the positions' markets
+    # Markets, positions: a market's positions are valued at that market's own prices.
+    assert count == 2, server.sql.statements
     for node in data["markets"]["nodes"]:
         for position in node["positions"]["nodes"]:
             value, basis = Decimal(position["currentValue"]), Decimal(position["costBasis"])
@@ -127,7 +129,7 @@ query ($ids: [ID!]!) {
       id
       balance
       ledger(first: 100) { totalCount nodes { amount kind trade { id amount } } }
-      trades(first: 100) { totalCount nodes { id side } }
+      trades(first: 100) { totalCount nodes { id side user { id } } }
     }
   }
 }
@@ -147,7 +149,8 @@ async def test_ledgers_and_trades_of_many_users_cost_the_same_as_of_few(
     many = [u.gid for u in traded.users[:25]]
     small, small_count = await counted(gql, server, USERS_LEDGER, {"ids": few}, admin.token)
     large, large_count = await counted(gql, server, USERS_LEDGER, {"ids": many}, admin.token)
-    # Identity, users, ledger pages, ledger counts, trades of entries, trade pages, counts.
+    # Identity, users, ledger pages, ledger counts, the entries' trades, trade pages, trade
+    # counts (a user's trades are that user's: no query for the traders).
     assert small_count == large_count == 7, server.sql.statements
     balances = {u.gid: traded.seed.balance(u.id) for u in traded.users}
     for node in large["nodes"]:
@@ -162,6 +165,30 @@ async def test_ledgers_and_trades_of_many_users_cost_the_same_as_of_few(
             else:
                 assert entry["trade"] is None
     assert len(small["nodes"]) == 3
+
+
+USERS_POSITIONS = """
+query ($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on User { positions(first: 100) { nodes { currentValue unrealizedPnl market { id } } } }
+  }
+}
+"""
+
+
+async def test_position_values_of_many_users_cost_the_same_as_of_few(
+    gql: GraphQLClient, server: LiveServer, traded: Traded
+) -> None:
+    few = [u.gid for u in traded.users[:3]]
+    many = [u.gid for u in traded.users[:25]]
+    _, small_count = await counted(gql, server, USERS_POSITIONS, {"ids": few})
+    large, large_count = await counted(gql, server, USERS_POSITIONS, {"ids": many})
+    # Users, their position pages, the positions' markets (fetched ahead, one batch).
+    assert small_count == large_count == 3, server.sql.statements
+    held = {(p.user_id, p.market_id) for p in traded.seed.positions}
+    assert sum(len(n["positions"]["nodes"]) for n in large["nodes"]) == sum(
+        1 for user_id, _ in held if user_id in {u.id for u in traded.users[:25]}
+    )
 
 
 async def test_a_purchase_is_a_fixed_number_of_statements(

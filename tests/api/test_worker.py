@@ -30,14 +30,25 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.entities import LedgerKind, MarketStatus, Outcome
+from domain.entities import Job, JobState, LedgerKind, MarketStatus, Outcome
+from domain.services.jobs import JobRunner
+from domain.services.lifecycle import MarketLifecycle
 from infra.db.models import jobs, ledger_entries, markets, positions, users
-from infra.jobs import RetryPolicy, SaqJobQueue, saq_queue, worker_redis
 from infra.db.rows import JOB_COLUMNS, to_job
+from infra.db.uow import SqlUnitOfWork
+from infra.jobs import RetryPolicy, SaqJobQueue, saq_queue, worker_redis
 from infra.settings import Settings
 from tests.api.readside import Seed, SeedPosition, now
 from tests.api.trading import CANCEL, RESOLVE
-from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, promote, wait_for_job
+from tests.support import (
+    Account,
+    GraphQLClient,
+    LiveServer,
+    MakeAccount,
+    free_port,
+    promote,
+    wait_for_job,
+)
 
 MARKETGRAPH = str(Path(sys.executable).with_name("marketgraph"))
 BATCH = 5
@@ -246,7 +257,7 @@ async def settled_count(db: AsyncEngine, market_id: UUID) -> int:
         return int(found.scalar_one())
 
 
-async def job_row(db: AsyncEngine, job_gid: str) -> Any:
+async def job_row(db: AsyncEngine, job_gid: str) -> Job:
     from tests.api.readside import uuid_of
 
     async with db.connect() as conn:
@@ -300,8 +311,8 @@ async def test_a_worker_settles_once_and_a_second_run_pays_nothing(
         await queue.close()
 
     async def ran_again() -> bool:
-        again = await job_row(db, job["id"])
-        return again.attempts == 2 and again.state.value == "COMPLETE"
+        again: Job = await job_row(db, job["id"])
+        return again.attempts == 2 and again.state is JobState.COMPLETE
 
     await eventually(ran_again, "the job ran a second time", worker)
     assert await settlement_entries(db, market_id) == expected
@@ -407,12 +418,56 @@ async def test_closing_at_the_end_date_runs_once_per_tick_across_workers(
     assert len(seen) == len(set(seen)), seen
 
 
+async def test_a_resolution_made_while_redis_is_unreachable_is_paid_later(
+    setup: LiveServer,
+    world: Setup,
+    workers: Callable[..., Worker],
+    moderator: Account,
+    db: AsyncEngine,
+) -> None:
+    market_id, market_gid, made = await seed_holders(db, 7)
+    # An API whose Redis is a port nobody listens on: the job cannot be handed over.
+    cut_off = dataclasses.replace(setup.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    server = LiveServer(cut_off)
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            variables = {"input": {"marketId": market_gid, "outcome": "YES"}}
+            data = await GraphQLClient(client).data(RESOLVE, variables, token=moderator.token)
+    finally:
+        server.stop()
+    result = data["resolveMarket"]
+    assert result["market"]["status"] == "RESOLVED"
+    assert result["job"]["state"] == "QUEUED"
+    assert await settled_count(db, market_id) == 0
+
+    # The job's row was written with the resolution; the dispatcher's next tick (run here
+    # with no waiting period) hands it to the workers once Redis answers again.
+    worker = workers()
+    await worker.started()
+    queue = SaqJobQueue(
+        saq_queue(worker_redis(world.env["REDIS_URL"]), world.settings.job_queue),
+        RetryPolicy(5, 0, 1, 600, 2),
+    )
+    try:
+        lifecycle = MarketLifecycle(lambda: SqlUnitOfWork(db), now, queue)
+        runner = JobRunner(lambda: SqlUnitOfWork(db), now, lifecycle, queue)
+        assert await runner.redispatch(stale_after=timedelta(seconds=-1)) >= 1
+    finally:
+        await queue.close()
+    done = await wait_for_job(world.gql, result["job"]["id"], moderator.token)
+    assert done["state"] == "COMPLETE", done
+    assert await settlement_entries(db, market_id) == owed(made, "resolve")
+    assert worker.stop() == 0
+
+
 async def test_a_worker_without_redis_says_so_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["MARKETGRAPH_DATA_DIR"] = str(tmp_path / "data")
-    done = subprocess.run(
-        [MARKETGRAPH, "worker"], env=env, capture_output=True, text=True, timeout=60, check=False
+    process = await asyncio.create_subprocess_exec(
+        MARKETGRAPH, "worker", env=env, stderr=asyncio.subprocess.PIPE
     )
-    assert done.returncode == 2
-    [line] = done.stderr.strip().splitlines()
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    [line] = stderr.decode().strip().splitlines()
     assert line.startswith("marketgraph: REDIS_URL: ")

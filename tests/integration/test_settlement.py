@@ -184,13 +184,15 @@ async def test_a_failing_attempt_keeps_its_error_and_the_last_one_fails_the_job(
     failed = await runner.get(settlement.job.id)
     assert failed is not None
     assert (failed.state, failed.attempts) == (JobState.FAILED, 2)
-    assert failed.error and "must name its market" in failed.error
+    assert failed.error
+    assert "must name its market" in failed.error
     assert failed.finished_at is not None
     # Handed over once more (a worker died, say): never run past its attempts.
     beyond = await runner.run(settlement.job.id)
     assert beyond is not None
     assert (beyond.state, beyond.attempts) == (JobState.FAILED, 3)
-    assert beyond.error and beyond.error.startswith("Gave up after 2 attempts")
+    assert beyond.error
+    assert beyond.error.startswith("Gave up after 2 attempts")
     assert await unsettled(engine, market_id) == 3
 
 
