@@ -27,6 +27,7 @@ from uuid import UUID
 import httpx
 import orjson
 import pytest
+import redis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -154,6 +155,13 @@ def setup(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     server.start()
     yield server
     server.stop()
+    # This run's queue: saq:<queue>:..., saq:job:<queue>:... (the queue is <prefix>jobs).
+    client = redis.Redis.from_url(settings.redis_url or "")
+    for pattern in (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture
