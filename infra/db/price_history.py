@@ -58,8 +58,10 @@ async def price_history(
     seconds: int,
 ) -> dict[UUID, list[PriceBucket]]:
     """Buckets per market over ``[start, end)``, oldest first."""
+    # Floor division: SQLAlchemy renders `/` as true division (as numeric), which would put
+    # every second in a bucket of its own.
     width = sa.literal(seconds, sa.BigInteger())
-    bucket = (epoch_seconds(trades.c.created_at) / width * width).label("bucket")
+    bucket = (epoch_seconds(trades.c.created_at) // width * width).label("bucket")
     first = sa.func.row_number().over(
         partition_by=(trades.c.market_id, bucket),
         order_by=(trades.c.created_at.asc(), trades.c.id.asc()),

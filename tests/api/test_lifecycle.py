@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -336,6 +336,43 @@ async def test_trades_and_price_history_of_a_market(
         {"id": market["id"]},
     )
     assert sum(b["trades"] for b in hours["market"]["priceHistory"]) == 4
+
+
+async def test_price_history_buckets_trades_by_the_interval(
+    gql: GraphQLClient, make_account: MakeAccount, db: AsyncEngine
+) -> None:
+    owner = await make_account("Historian")
+    seed = Seed()
+    people = [seed.user(f"Dated {i}") for i in range(5)]
+    base = now().replace(minute=0, second=0) - timedelta(hours=5)
+    market = seed.market(owner.uuid, f"History {uuid.uuid4().hex}?", created_at=base)
+    moments = [
+        base + timedelta(minutes=5),
+        base + timedelta(minutes=20),
+        base + timedelta(minutes=59, seconds=59),
+        base + timedelta(hours=1),
+        base + timedelta(hours=3, minutes=30),
+    ]
+    for person, at in zip(people, moments, strict=True):
+        seed.buy(person.id, market, Outcome.YES, Decimal(2), at)
+    await seed.save(db)
+    query = (
+        "query ($id: ID!, $from: DateTime!, $to: DateTime!) { market(id: $id) {"
+        " priceHistory(from: $from, to: $to, interval: HOUR) { start trades open close } } }"
+    )
+    variables = {
+        "id": market.gid,
+        "from": base.isoformat(),
+        "to": (base + timedelta(hours=5)).isoformat(),
+    }
+    buckets = (await gql.data(query, variables))["market"]["priceHistory"]
+    hours = [datetime.fromisoformat(b["start"]) for b in buckets]
+    assert hours == [base, base + timedelta(hours=1), base + timedelta(hours=3)]
+    assert [b["trades"] for b in buckets] == [3, 1, 1]
+    # Each bucket opens where the one before closed: only trades move the price.
+    assert [b["open"] for b in buckets[1:]] == [b["close"] for b in buckets[:-1]]
+    later = {**variables, "from": (base + timedelta(hours=1)).isoformat()}
+    assert [b["trades"] for b in (await gql.data(query, later))["market"]["priceHistory"]] == [1, 1]
 
 
 async def test_price_history_ranges_are_bounded(
