@@ -39,6 +39,25 @@ class LedgerKind(enum.StrEnum):
     REFUND = "REFUND"
 
 
+class JobKind(enum.StrEnum):
+    """What a tracked background job does."""
+
+    MARKET_PAYOUT = "MARKET_PAYOUT"
+    MARKET_REFUND = "MARKET_REFUND"
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.COMPLETE, JobState.FAILED)
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: UUID
@@ -82,6 +101,9 @@ class Market:
 
 @dataclass(frozen=True, slots=True)
 class Position:
+    """Shares held and what they cost. Once the market is resolved or cancelled,
+    settlement pays the position once and records when and how much."""
+
     id: UUID
     user_id: UUID
     market_id: UUID
@@ -89,3 +111,49 @@ class Position:
     shares: Decimal
     cost_basis: Decimal
     created_at: datetime
+    settled_at: datetime | None = None
+    settled_amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """An immutable record of a buy or a sale. Prices are of the traded outcome."""
+
+    id: UUID
+    user_id: UUID
+    market_id: UUID
+    outcome: Outcome
+    side: TradeSide
+    shares: Decimal
+    amount: Decimal
+    price_before: Decimal
+    price_after: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One change of a balance; ``amount`` is signed (purchases negative)."""
+
+    id: UUID
+    user_id: UUID
+    amount: Decimal
+    kind: LedgerKind
+    market_id: UUID | None
+    trade_id: UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A tracked background job: its row is written in the transaction that asks for it."""
+
+    id: UUID
+    kind: JobKind
+    state: JobState
+    market_id: UUID | None
+    attempts: int
+    error: str | None
+    enqueued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

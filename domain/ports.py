@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -10,7 +10,20 @@ from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
-from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
+from domain.entities import (
+    Job,
+    JobKind,
+    JobState,
+    LedgerKind,
+    Market,
+    MarketStatus,
+    Outcome,
+    Position,
+    Role,
+    Trade,
+    User,
+    UserCredentials,
+)
 from domain.limits import BudgetSpec, BudgetState
 from domain.readplan import Bound, Plan
 
@@ -47,6 +60,23 @@ class RefreshRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewLedgerEntry:
+    user_id: UUID
+    amount: Decimal
+    kind: LedgerKind
+    at: datetime
+    market_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A live idempotency key: what the request that used it asked, and its trade."""
+
+    fingerprint: str
+    trade_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
 class Slot:
     """A place taken in an attempt window, or (no id) the seconds until one frees up."""
 
@@ -76,10 +106,21 @@ class UserRepository(Protocol):
     async def credit(self, user_id: UUID, amount: Decimal) -> None:
         """Add to the balance in one atomic update."""
 
+    async def debit(self, user_id: UUID, amount: Decimal) -> User | None:
+        """Take ``amount`` if the balance covers it (``... WHERE balance >= amount``);
+        None, and nothing taken, when it does not."""
+
+    async def credit_returning(self, user_id: UUID, amount: Decimal) -> User: ...
+
+    async def credit_many(self, credits: Sequence[tuple[UUID, Decimal]]) -> None:
+        """Credit several users at once, locking their rows in id order."""
+
 
 class MarketRepository(Protocol):
     async def add(self, market: Market) -> Market:
         """Insert a market; raises ``Conflict`` when the name is taken."""
+
+    async def get(self, market_id: UUID) -> Market | None: ...
 
     async def get_for_update(self, market_id: UUID) -> Market | None:
         """Load and lock the market row for the rest of the transaction."""
@@ -93,8 +134,22 @@ class MarketRepository(Protocol):
 
     async def set_status(self, market_id: UUID, status: MarketStatus, now: datetime) -> Market: ...
 
-    async def cost_basis_by_holder(self, market_id: UUID) -> list[tuple[UUID, Decimal]]:
-        """What each holder paid for their positions in the market, in total."""
+    async def resolve(self, market_id: UUID, outcome: Outcome, now: datetime) -> Market: ...
+
+    async def apply_trade(
+        self,
+        market_id: UUID,
+        q_yes: Decimal,
+        q_no: Decimal,
+        volume: Decimal,
+        yes_price: Decimal,
+        now: datetime,
+    ) -> Market:
+        """Write the shares outstanding, volume and shown price a trade left (the row is
+        locked)."""
+
+    async def close_expired(self, now: datetime) -> list[UUID]:
+        """Close every active market whose end date has come; the ids closed."""
 
 
 class LedgerRepository(Protocol):
@@ -105,7 +160,73 @@ class LedgerRepository(Protocol):
         kind: LedgerKind,
         at: datetime,
         market_id: UUID | None = None,
+        trade_id: UUID | None = None,
     ) -> None: ...
+
+    async def add_many(self, entries: Sequence[NewLedgerEntry]) -> None: ...
+
+
+class PositionRepository(Protocol):
+    async def get(self, user_id: UUID, market_id: UUID, outcome: Outcome) -> Position | None: ...
+
+    async def get_for_update(
+        self, user_id: UUID, market_id: UUID, outcome: Outcome
+    ) -> Position | None: ...
+
+    async def add_shares(
+        self,
+        user_id: UUID,
+        market_id: UUID,
+        outcome: Outcome,
+        shares: Decimal,
+        cost: Decimal,
+        now: datetime,
+    ) -> Position:
+        """Open the position, or add shares and cost to it (an upsert)."""
+
+    async def remove_shares(
+        self, position_id: UUID, shares: Decimal, cost_basis: Decimal, now: datetime
+    ) -> Position: ...
+
+    async def unsettled_for_update(self, market_id: UUID, limit: int) -> list[Position]:
+        """Up to ``limit`` positions of the market not yet settled, by id, locked."""
+
+    async def mark_settled(self, settled: Sequence[tuple[UUID, Decimal]], now: datetime) -> None:
+        """Record per position what settlement paid; a settled position is never paid again."""
+
+
+class TradeRepository(Protocol):
+    async def add(self, trade: Trade) -> None: ...
+
+    async def get(self, trade_id: UUID) -> Trade | None: ...
+
+
+class IdempotencyRepository(Protocol):
+    async def claim(
+        self, user_id: UUID, key: str, fingerprint: str, now: datetime, expires_at: datetime
+    ) -> KeyRecord | None:
+        """None: the key is this transaction's now. A record: a live use holds it."""
+
+    async def record(self, user_id: UUID, key: str, trade_id: UUID) -> None:
+        """Store the result the key stands for (in the trade's own transaction)."""
+
+    async def purge_expired(self, now: datetime, limit: int) -> int: ...
+
+
+class JobRepository(Protocol):
+    async def add(self, kind: JobKind, market_id: UUID | None, now: datetime) -> Job: ...
+
+    async def get(self, job_id: UUID) -> Job | None: ...
+
+    async def start(self, job_id: UUID, now: datetime) -> Job | None:
+        """Count an attempt and mark the job running; None for an unknown job."""
+
+    async def finish(
+        self, job_id: UUID, state: JobState, error: str | None, now: datetime
+    ) -> Job: ...
+
+    async def unfinished(self, changed_before: datetime, limit: int) -> list[Job]:
+        """Jobs not finished whose row has not changed since ``changed_before``."""
 
 
 class SessionRepository(Protocol):
@@ -144,6 +265,18 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def positions(self) -> PositionRepository: ...
+
+    @property
+    def trades(self) -> TradeRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def jobs(self) -> JobRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -202,3 +335,14 @@ class Budgets(Protocol):
 
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         """The budget as it stands, changing nothing."""
+
+
+class JobQueue(Protocol):
+    """Hands tracked jobs to whoever runs them (saq workers, or the in-process runner)."""
+
+    async def enqueue(self, job: Job) -> None:
+        """Hand the job over; a no-op while it is already waiting or running.
+
+        Never raises: a job that cannot be handed over now (Redis unreachable)
+        keeps its QUEUED row, and the periodic dispatcher hands it over later.
+        """

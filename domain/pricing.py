@@ -100,6 +100,48 @@ def sell_proceeds(
     return max(payout(lowest), _ZERO)
 
 
+def price(q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome) -> Decimal:
+    """The instantaneous price of one share of ``outcome``."""
+    return yes_price(q_yes, q_no, b) if outcome is Outcome.YES else no_price(q_yes, q_no, b)
+
+
+def _exact_shares_for(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, amount: Decimal
+) -> Decimal:
+    """The real number of shares whose cost is exactly ``amount`` (the inverse of C).
+
+    From ``C(q + Δ) - C(q) = A``: ``Δ = A + b·ln(1 + e^s·(1 - e^(-A/b)))`` with
+    ``s = (q_other - q_this)/b``. Written as ``A + b·softplus(s + ln(1 - e^(-A/b)))``
+    so that no exponential of a large positive number is ever taken.
+    """
+    with localcontext(_PRECISION):
+        this, other = (q_yes, q_no) if outcome is Outcome.YES else (q_no, q_yes)
+        s = (other - this) / b
+        t = s + (1 - (-amount / b).exp()).ln()
+        softplus = t + (1 + (-t).exp()).ln() if t > 0 else (1 + t.exp()).ln()
+        return amount + b * softplus
+
+
+def shares_for_amount(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, amount: Decimal
+) -> Decimal:
+    """The most shares, at 8 places, that ``amount`` (> 0) buys: ``buy_cost`` of the result
+    is at most ``amount`` and of one unit more above it. An amount of one unit or more
+    always buys at least one unit (no purchase costs less than a unit, or more per unit).
+
+    The exact inverse is rounded down and then moved by a unit while the charge (which
+    rounds up, against an error bound) disagrees, which takes at most a step or two.
+    """
+    if not amount > 0:
+        raise ValueError("a purchase needs a positive amount")
+    shares = max(payout(_exact_shares_for(q_yes, q_no, b, outcome, amount)), _ZERO)
+    while shares > 0 and buy_cost(q_yes, q_no, b, outcome, shares) > amount:
+        shares -= QUANTUM
+    while buy_cost(q_yes, q_no, b, outcome, shares + QUANTUM) <= amount:
+        shares += QUANTUM
+    return shares
+
+
 _LOWEST = QUANTUM
 _HIGHEST = 1 - QUANTUM
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -71,3 +72,38 @@ class Page(Generic[T]):
     items: list[tuple[Key, T]]
     has_next: bool
     has_previous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChildPageKey:
+    """The first page of one parent's children: positions of a market, say."""
+
+    parent_id: UUID
+    first: int
+    after: Key | None = None
+    # Only this holder's children (private positions or trades seen by someone else).
+    holder: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryKey:
+    """A market's price history over ``[start, end)`` in buckets of ``seconds``."""
+
+    market_id: UUID
+    start: datetime
+    end: datetime
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBucket:
+    """The trades of one time bucket: YES prices (open before the first trade, close after
+    the last, high and low across them), money traded and the number of trades."""
+
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int

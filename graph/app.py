@@ -36,6 +36,7 @@ from graph.graphiql import ASSETS_PATH, missing_assets
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.middleware import RequestCounter, cors
 from graph.schema import build_schema
+from graph.worker import JobSystem
 from infra.budgets import MemoryBudgets, RedisBudgets
 from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
 from infra.db.engine import create_engine, observe_pool, read_engine
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> Starlette:
         budgets = (
             RedisBudgets(redis, settings.redis_key_prefix, breaker) if redis else MemoryBudgets()
         )
+    jobs = JobSystem(settings, lambda: SqlUnitOfWork(engine), utcnow)
     services = Services(
         users=UserService(
             uow=lambda: SqlUnitOfWork(engine),
@@ -158,6 +160,9 @@ def create_app(settings: Settings) -> Starlette:
         identities=IdentityReader(
             reads, timedelta(seconds=settings.session_lifetime_seconds), utcnow
         ),
+        trading=jobs.trading,
+        lifecycle=jobs.lifecycle,
+        jobs=jobs.runner,
         positions_public=settings.positions_public,
         budgets=budgets,
     )
@@ -211,6 +216,7 @@ def create_app(settings: Settings) -> Starlette:
                 if not redis_outage(error):
                     raise
                 breaker.failed(error)  # serve anyway: limits start in process
+        await jobs.start_in_process()
         started = {
             "pid": os.getpid(),
             "environment": settings.environment,
@@ -229,6 +235,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             process_stopped()
+            await jobs.close()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
@@ -287,6 +294,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.engine = engine
     app.state.compiled_reads = compiled_reads
     app.state.services = services
+    app.state.jobs = jobs
     app.state.tokens = tokens
     app.state.redis_breaker = breaker
     app.state.budgets = budgets  # None when RATE_LIMITS=off

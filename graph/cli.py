@@ -283,6 +283,20 @@ def _seed(args: argparse.Namespace) -> None:
     )
 
 
+def _worker(args: argparse.Namespace) -> None:
+    from infra.db.migrate import DatabaseBehind
+
+    settings = _settings()
+    if not settings.redis_url:
+        _fail("REDIS_URL: workers take their jobs from Redis (without it, serve runs them)")
+    from graph.worker import run_worker
+
+    try:
+        asyncio.run(run_worker(settings, args.concurrency))
+    except DatabaseBehind as error:
+        _fail(f"DATABASE_URL: {error}")
+
+
 def _export_schema(args: argparse.Namespace) -> None:
     from graph.schema import schema
 
@@ -350,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--positions", type=int, default=240, help="positions to create")
     seed.add_argument("--random-seed", type=int, default=7, help="seed of the data generator")
     seed.set_defaults(run=_seed)
+
+    worker = command("worker", "run background jobs (payouts, refunds, closing markets)")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="jobs at once (default: JOB_CONCURRENCY)"
+    )
+    worker.set_defaults(run=_worker)
 
     schema = command("export-schema", "print the schema in SDL")
     schema.add_argument(

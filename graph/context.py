@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from domain.policy import Actor
 from domain.ports import Budgets
 from domain.services.admin import AdminService
+from domain.services.jobs import JobRunner
+from domain.services.lifecycle import MarketLifecycle
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionService
+from domain.services.trading import TradingService
 from domain.services.users import UserService
 from graph.budgets import UNLIMITED, Allowance
 from graph.errors import unauthenticated
@@ -30,6 +34,9 @@ class Services:
     admin: AdminService
     readers: Readers
     identities: IdentityReader
+    trading: TradingService
+    lifecycle: MarketLifecycle
+    jobs: JobRunner
     positions_public: bool = True
     # Cost budgets; None when RATE_LIMITS=off.
     budgets: Budgets | None = None
@@ -46,6 +53,9 @@ class Context:
     # This operation's requested cost and what the budget said about it (the rateLimit field).
     requested_cost: int = 0
     allowance: Allowance = UNLIMITED
+    # "Now" for defaults of this request's reads (a price history up to now): one instant,
+    # so that the fields of many objects ask the same question and share one batch.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
 
     async def actor(self) -> Actor | None:

@@ -9,7 +9,7 @@ from uuid import UUID
 from domain.errors import InvalidInput
 from graph.errors import bad_input
 
-TYPES = ("Market", "User", "Position")
+TYPES = ("Market", "User", "Position", "Trade", "LedgerEntry", "Job")
 
 
 def to_global_id(type_name: str, ident: UUID) -> str:

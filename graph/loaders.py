@@ -8,15 +8,15 @@ whichever event loop first used it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
-from domain.entities import Market, Position, User
-from domain.reads import Page
-from infra.db.readers import ChildPageKey, Readers
+from domain.entities import Job, LedgerEntry, Market, Position, Trade, User
+from domain.reads import ChildPageKey, Page
+from infra.db.readers import Readers
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -57,6 +57,17 @@ class Loaders:
         self.position_count_by_market_holder = _loader(readers.position_count_by_market_holder)
         self.position_count_by_user = _loader(readers.position_count_by_user)
         self.market_count_by_creator = _loader(readers.market_count_by_creator)
+        self.trade_by_id = _loader(readers.trades_by_ids)
+        self.ledger_entry_by_id = _loader(readers.ledger_entries_by_ids)
+        self.job_by_id = _loader(readers.jobs_by_ids)
+        self.trades_by_market = _loader(readers.trades_by_market)
+        self.trades_by_user = _loader(readers.trades_by_user)
+        self.ledger_by_user = _loader(readers.ledger_by_user)
+        self.trade_count_by_market = _loader(readers.trade_count_by_market)
+        self.trade_count_by_market_holder = _loader(readers.trade_count_by_market_holder)
+        self.trade_count_by_user = _loader(readers.trade_count_by_user)
+        self.ledger_count_by_user = _loader(readers.ledger_count_by_user)
+        self.price_history = _loader(readers.price_history)
 
     async def user(self, user_id: UUID) -> User | None:
         return await self.user_by_id.load(user_id)
@@ -67,6 +78,15 @@ class Loaders:
     async def position(self, position_id: UUID) -> Position | None:
         return await self.position_by_id.load(position_id)
 
+    async def trade(self, trade_id: UUID) -> Trade | None:
+        return await self.trade_by_id.load(trade_id)
+
+    async def ledger_entry(self, entry_id: UUID) -> LedgerEntry | None:
+        return await self.ledger_entry_by_id.load(entry_id)
+
+    async def job(self, job_id: UUID) -> Job | None:
+        return await self.job_by_id.load(job_id)
+
     @staticmethod
     async def page(loader: DataLoader[ChildPageKey, Page[T]], key: ChildPageKey) -> Page[T]:
         return await loader.load(key)
@@ -74,3 +94,38 @@ class Loaders:
     @staticmethod
     async def count(loader: DataLoader[UUID, int], parent_id: UUID) -> int:
         return await loader.load(parent_id)
+
+    def traded(self, user: User, market: Market, position: Position) -> None:
+        """A trade just committed: what this request loaded before it is stale.
+
+        The viewer is primed at authentication and the market or position may have
+        been read earlier in the document; the committed values replace them, and
+        the lists and counts a trade changes are forgotten.
+        """
+        for loader, key, value in (
+            (self.user_by_id, user.id, user),
+            (self.market_by_id, market.id, market),
+            (self.position_by_id, position.id, position),
+        ):
+            _replace(loader, key, value)
+        for stale in (
+            self.positions_by_market,
+            self.positions_by_user,
+            self.position_count_by_market,
+            self.position_count_by_market_holder,
+            self.position_count_by_user,
+            self.trades_by_market,
+            self.trades_by_user,
+            self.trade_count_by_market,
+            self.trade_count_by_market_holder,
+            self.trade_count_by_user,
+            self.ledger_by_user,
+            self.ledger_count_by_user,
+            self.price_history,
+        ):
+            stale.clear_all()
+
+
+def _replace(loader: DataLoader[Any, Any], key: Hashable, value: object) -> None:
+    loader.clear(key)
+    loader.prime(key, value)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from domain.errors import DomainError, RateLimited
-from graph.errors import error_result, rate_limited
+from domain.errors import DomainError
+from graph.errors import error_result
 
 T = TypeVar("T")
 
@@ -16,13 +16,12 @@ async def outcome(work: Callable[[], Awaitable[T]], success: Callable[[T], objec
 
     ``work`` is a callable so that input parsing inside it (ids, say) fails into
     the result union too. Throttling is not the mutation's business: it is a
-    top-level RATE_LIMITED error. The value is one member of the mutation's
-    declared result union, which Strawberry checks when it resolves the type.
+    top-level RATE_LIMITED error (``error_result`` raises it). The value is one
+    member of the mutation's declared result union, which Strawberry checks when
+    it resolves the type.
     """
     try:
         value = await work()
-    except RateLimited as error:
-        raise rate_limited(error) from None
     except DomainError as error:
         return error_result(error)
     return success(value)

@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
-
 import strawberry
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types.scalar import ScalarDefinition, scalar
 
 from graph.admin.mutations import AdminMutations
-from graph.errors import (
-    ConflictError,
-    ForbiddenError,
-    InvalidCredentialsError,
-    InvalidStateError,
-    InvalidTokenError,
-    NotFoundError,
-    ValidationError,
-)
+from graph.errors import ERROR_TYPES
+from graph.jobs.types import JobQueries, JobType
 from graph.markets.mutations import MarketMutations
 from graph.markets.queries import MarketQueries
 from graph.markets.types import MarketType
 from graph.node_queries import NodeQueries
 from graph.positions.types import PositionType
 from graph.ratelimit import RateLimitQueries
+from graph.scalars import SCALARS
 from graph.sessions.mutations import SessionMutations
+from graph.trading.mutations import TradingMutations
+from graph.trading.types import LedgerEntryType, TradeType
 from graph.users.mutations import UserMutations
 from graph.users.queries import UserQueries
 from graph.users.types import UserType
 
 
-@strawberry.type(description="Reading the market: markets, users, positions and the viewer.")
-class Query(MarketQueries, UserQueries, NodeQueries, RateLimitQueries):
+@strawberry.type(
+    description="Reading the market: markets, users, positions, trades, jobs and the viewer."
+)
+class Query(MarketQueries, UserQueries, NodeQueries, JobQueries, RateLimitQueries):
     pass
 
 
@@ -43,24 +36,8 @@ class Query(MarketQueries, UserQueries, NodeQueries, RateLimitQueries):
     " top-level error says why (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED), so one refused"
     " mutation does not blank the others of the same document."
 )
-class Mutation(UserMutations, SessionMutations, MarketMutations, AdminMutations):
+class Mutation(UserMutations, SessionMutations, MarketMutations, TradingMutations, AdminMutations):
     pass
-
-
-def _instant(value: datetime) -> str:
-    # Always with microseconds: isoformat() drops them when they are zero, and one shape of
-    # output is what the compiled read path (infra/db/compiler.py) writes too.
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _fixed(value: Any) -> str:
-    return format(value if isinstance(value, Decimal) else Decimal(value), "f")
-
-
-_SCALARS: dict[object, ScalarDefinition] = {
-    datetime: scalar(name="DateTime", serialize=_instant, parse_value=datetime.fromisoformat),
-    Decimal: scalar(name="Decimal", serialize=_fixed, parse_value=Decimal),
-}
 
 
 def build_schema(*, field_suggestions: bool = True) -> strawberry.Schema:
@@ -71,19 +48,16 @@ def build_schema(*, field_suggestions: bool = True) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[
-            InvalidTokenError,
             MarketType,
             UserType,
             PositionType,
-            ValidationError,
-            ConflictError,
-            NotFoundError,
-            ForbiddenError,
-            InvalidStateError,
-            InvalidCredentialsError,
+            TradeType,
+            LedgerEntryType,
+            JobType,
+            *ERROR_TYPES,
         ],
         config=StrawberryConfig(
-            disable_field_suggestions=not field_suggestions, scalar_map=_SCALARS
+            disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
         ),
     )
 

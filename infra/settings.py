@@ -80,6 +80,18 @@ class Settings:
     cors_localhost: bool = False
     max_header_bytes: int = 32_768
     graphiql_assets_dir: Path | None = None
+    # Jobs (see README, "Trading, lifecycle and jobs").
+    job_queue: str = "mg:jobs"
+    jobs_in_process: bool = True
+    worker_concurrency: int = 10
+    job_max_attempts: int = 5
+    job_retry_delay_seconds: int = 1
+    job_retry_max_delay_seconds: int = 300
+    job_timeout_seconds: int = 3600
+    job_heartbeat_seconds: int = 60
+    worker_sweep_seconds: int = 30
+    settlement_batch_size: int = 500
+    market_close_cron: str = "* * * * *"
 
     @property
     def jwt_secret(self) -> str:
@@ -162,6 +174,17 @@ class Settings:
             graphiql_assets_dir=Path(env["GRAPHIQL_ASSETS_DIR"])
             if env.get("GRAPHIQL_ASSETS_DIR")
             else None,
+            job_queue=env.get("JOB_QUEUE") or f"{env.get('REDIS_KEY_PREFIX', 'mg:')}jobs",
+            jobs_in_process=_jobs_in_process(env),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", 10, 1, 1000),
+            job_max_attempts=_int(env, "JOB_MAX_ATTEMPTS", 5, 1, 100),
+            job_retry_delay_seconds=_int(env, "JOB_RETRY_DELAY_SECONDS", 1, 0, 3600),
+            job_retry_max_delay_seconds=_int(env, "JOB_RETRY_MAX_DELAY_SECONDS", 300, 1, 86_400),
+            job_timeout_seconds=_int(env, "JOB_TIMEOUT_SECONDS", 3600, 1, 86_400),
+            job_heartbeat_seconds=_int(env, "JOB_HEARTBEAT_SECONDS", 60, 1, 3600),
+            worker_sweep_seconds=_int(env, "WORKER_SWEEP_SECONDS", 30, 1, 3600),
+            settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 500, 1, 10_000),
+            market_close_cron=_cron(env, "MARKET_CLOSE_CRON", "* * * * *"),
         )
 
 
@@ -393,4 +416,24 @@ def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high
         raise ConfigError(f"{name}: must be a number of seconds") from None
     if not low <= value <= high:  # NaN fails this too
         raise ConfigError(f"{name}: must be between {low:g} and {high:g} seconds")
+    return value
+
+
+def _jobs_in_process(env: Mapping[str, str]) -> bool:
+    """Without Redis, jobs can only run inside the API process."""
+    redis = bool(env.get("REDIS_URL"))
+    in_process = _flag(env, "RUN_JOBS_IN_PROCESS", default=not redis)
+    if not in_process and not redis:
+        raise ConfigError(
+            "RUN_JOBS_IN_PROCESS: false needs REDIS_URL (workers take their jobs from Redis)"
+        )
+    return in_process
+
+
+def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    from croniter import croniter
+
+    value = (env.get(name) or default).strip()
+    if not croniter.is_valid(value):
+        raise ConfigError(f"{name}: '{value}' is not a cron expression")
     return value

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -86,6 +87,10 @@ async def settings(
         "DB_POOL_SIZE": "10",
         "DB_POOL_OVERFLOW": "10",
         "DB_READ_POOL_SIZE": "5",
+        # The test server runs jobs itself: a saq worker in process on Redis, or (SQLite,
+        # no Redis) the in-process runner. Tests of `marketgraph worker` start their own.
+        "RUN_JOBS_IN_PROCESS": "true",
+        "JOB_RETRY_DELAY_SECONDS": "0",
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
@@ -108,9 +113,11 @@ async def settings(
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
         client = aioredis.from_url(REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
+        # saq names its keys saq:<queue>:... and saq:job:<queue>:...; the queue is <prefix>jobs.
+        for pattern in (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*"):
+            keys = [key async for key in client.scan_iter(match=pattern)]
+            if keys:
+                await client.delete(*keys)
         await client.aclose()
 
 
@@ -131,6 +138,46 @@ async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(http)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def ledger_check_engines() -> AsyncIterator[dict[str, AsyncEngine]]:
+    """One small pool per test database for the ledger check, made on first use."""
+    engines: dict[str, AsyncEngine] = {}
+    yield engines
+    for engine in engines.values():
+        await engine.dispose()
+
+
+# Every user whose balance is not the sum of their ledger entries: one statement.
+UNBALANCED = sa.text(
+    "SELECT u.id, u.balance, COALESCE(SUM(l.amount), 0) FROM users u"
+    " LEFT JOIN ledger_entries l ON l.user_id = u.id"
+    " GROUP BY u.id, u.balance HAVING u.balance <> COALESCE(SUM(l.amount), 0)"
+)
+
+
+@pytest.fixture(autouse=True)
+async def balances_match_ledgers(
+    request: pytest.FixtureRequest, ledger_check_engines: dict[str, AsyncEngine]
+) -> AsyncIterator[None]:
+    """After every test that uses a database: each balance is the sum of its ledger.
+
+    Money moves only together with its ledger entry, in one transaction, so this
+    holds at every commit, whatever ran concurrently (trades, payout batches).
+    """
+    if "settings" not in request.fixturenames:
+        yield
+        return
+    # Session-scoped, so already set up for this test: no fixture is run from here.
+    settings: Settings = request.getfixturevalue("settings")
+    engine = ledger_check_engines.get(settings.database_url)
+    if engine is None:
+        engine = ledger_check_engines[settings.database_url] = create_engine(settings)
+    yield
+    async with engine.connect() as conn:
+        unbalanced = (await conn.execute(UNBALANCED)).all()
+    assert unbalanced == [], f"balance != sum of ledger entries (id, balance, sum): {unbalanced}"
 
 
 @pytest.fixture

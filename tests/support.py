@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -342,3 +343,22 @@ async def promote(db: AsyncEngine, account: Account, role: str) -> None:
     """Give an account a role directly in the database (bootstrapping an admin for a test)."""
     async with db.begin() as conn:
         await conn.execute(sa.update(users).where(users.c.id == account.uuid).values(role=role))
+
+
+JOB = "query ($id: ID!) { job(id: $id) { id kind state attempts error finishedAt } }"
+JOB_WAIT_SECONDS = 60.0
+
+
+async def wait_for_job(gql: GraphQLClient, job_id: str, token: str) -> dict[str, Any]:
+    """Poll ``job(id:)`` until the job has finished (COMPLETE or FAILED); return it.
+
+    The deadline only bounds a hang: nothing is asserted about how long it took.
+    """
+    deadline = time.monotonic() + JOB_WAIT_SECONDS
+    while True:
+        job: dict[str, Any] = (await gql.data(JOB, {"id": job_id}, token=token))["job"]
+        if job["state"] in ("COMPLETE", "FAILED"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} did not finish: {job}")
+        await asyncio.sleep(0.05)

@@ -1,15 +1,18 @@
-"""Administration and moderation: roles, account state, closing and cancelling markets."""
+"""Administration and moderation: roles, account state, closing markets.
+
+Resolving and cancelling markets, which pay out through jobs, live in
+``domain.services.lifecycle``.
+"""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 from domain import validation
-from domain.entities import LedgerKind, Market, MarketStatus, Role, User
+from domain.entities import Market, MarketStatus, Role, User
 from domain.errors import Forbidden, InvalidState, NotFound
 from domain.policy import Actor, Permission, has_permission
 from domain.ports import Clock, UnitOfWorkFactory
-from domain.retry import retrying
 
 
 def _require(actor: Actor, permission: Permission) -> None:
@@ -58,31 +61,6 @@ class AdminService:
             if market.status is not MarketStatus.ACTIVE:
                 raise InvalidState("Only an active market can be closed.")
             market = await uow.markets.set_status(market.id, MarketStatus.CLOSED, self._clock())
-            await uow.commit()
-        return market
-
-    async def cancel_market(self, actor: Actor, market_id: UUID) -> Market:
-        """Call a market off and refund every holder's cost basis, in one transaction.
-
-        Refunds update many users' balances, so it may deadlock with concurrent
-        money movements; the whole transaction is then run again.
-        """
-        _require(actor, Permission.MARKET_CANCEL)
-        return await retrying(lambda: self._cancel(market_id))
-
-    async def _cancel(self, market_id: UUID) -> Market:
-        now = self._clock()
-        async with self._uow() as uow:
-            market = await uow.markets.get_for_update(market_id)
-            if market is None:
-                raise NotFound("No market has that id.")
-            if market.status not in (MarketStatus.ACTIVE, MarketStatus.CLOSED):
-                raise InvalidState("Only an active or closed market can be cancelled.")
-            for user_id, amount in await uow.markets.cost_basis_by_holder(market.id):
-                if amount > 0:
-                    await uow.users.credit(user_id, amount)
-                    await uow.ledger.add(user_id, amount, LedgerKind.REFUND, now, market.id)
-            market = await uow.markets.set_status(market.id, MarketStatus.CANCELLED, now)
             await uow.commit()
         return market
 

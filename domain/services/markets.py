@@ -5,18 +5,31 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from uuid import UUID
 
-from domain import validation
-from domain.commands import UNSET, CreateMarket, UpdateMarket
-from domain.entities import Market, MarketStatus
+from domain import trade_rules, validation
+from domain.commands import UNSET, CreateMarket, InitialPurchase, UpdateMarket
+from domain.entities import Market, MarketStatus, TradeSide
 from domain.errors import Forbidden, InvalidState, NotFound
 from domain.policy import Actor, Permission, has_permission, may_delete_market, may_update_market
 from domain.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from domain.pricing import quoted_yes_price
+from domain.problems import Problems
+from domain.retry import retrying
+from domain.services.trading import Order, TradeOutcome, execute
 
 DEFAULT_LIQUIDITY = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedMarket:
+    """The new market (after the initial purchase, if any) and that purchase."""
+
+    market: Market
+    purchase: TradeOutcome | None = None
 
 
 class MarketService:
@@ -24,21 +37,38 @@ class MarketService:
         self._uow = uow
         self._clock = clock
 
-    async def create(self, actor: Actor, cmd: CreateMarket) -> Market:
+    async def create(self, actor: Actor, cmd: CreateMarket) -> CreatedMarket:
+        """Create the market and, with ``initial_purchase``, the creator's first position in
+        the same transaction: both or neither (an unaffordable purchase creates nothing)."""
         if not has_permission(actor, Permission.MARKET_CREATE):
             raise Forbidden("This needs the 'market:create' permission.")
         now = self._clock()
+        problems = Problems()
+        name = problems.check(partial(validation.market_name, cmd.name))
+        description = problems.check(partial(validation.market_description, cmd.description))
+        end_date = problems.check(partial(validation.end_date, cmd.end_date, now))
+        liquidity = problems.check(
+            partial(
+                validation.liquidity,
+                DEFAULT_LIQUIDITY if cmd.liquidity is None else cmd.liquidity,
+            )
+        )
+        purchase = cmd.initial_purchase
+        if purchase is not None:
+            problems.check(partial(trade_rules.amount, purchase.amount, "initialPurchase.amount"))
+        problems.raise_any()
+        assert name is not None
+        assert end_date is not None
+        assert liquidity is not None
         market = Market(
             id=uuid.uuid4(),
-            name=validation.market_name(cmd.name),
-            description=validation.market_description(cmd.description),
+            name=name,
+            description=description,
             status=MarketStatus.ACTIVE,
             outcome=None,
             creator_id=actor.user_id,
-            end_date=validation.end_date(cmd.end_date, now),
-            liquidity=validation.liquidity(
-                DEFAULT_LIQUIDITY if cmd.liquidity is None else cmd.liquidity
-            ),
+            end_date=end_date,
+            liquidity=liquidity,
             q_yes=Decimal(0),
             q_no=Decimal(0),
             volume=Decimal(0),
@@ -46,10 +76,20 @@ class MarketService:
             updated_at=now,
             yes_price=quoted_yes_price(Decimal(0), Decimal(0), Decimal(1)),
         )
+        return await retrying(lambda: self._create(actor, market, purchase))
+
+    async def _create(
+        self, actor: Actor, market: Market, purchase: InitialPurchase | None
+    ) -> CreatedMarket:
         async with self._uow() as uow:
             created = await uow.markets.add(market)
+            bought = None
+            if purchase is not None:
+                order = Order(created.id, purchase.outcome, TradeSide.BUY, amount=purchase.amount)
+                bought = await execute(uow, actor.user_id, created, order, market.created_at)
+                created = bought.market
             await uow.commit()
-        return created
+        return CreatedMarket(created, bought)
 
     async def update(self, actor: Actor, cmd: UpdateMarket) -> Market:
         """Apply a partial update: fields left UNSET keep their value, None clears."""
@@ -57,12 +97,18 @@ class MarketService:
         async with self._uow() as uow:
             market = await self._editable(uow, actor, cmd.market_id, may_update_market)
             changes: dict[str, object] = {}
+            problems = Problems()
             if cmd.name is not UNSET:
-                changes["name"] = validation.market_name(cmd.name)
+                changes["name"] = problems.check(partial(validation.market_name, cmd.name))
             if cmd.description is not UNSET:
-                changes["description"] = validation.market_description(cmd.description)
+                changes["description"] = problems.check(
+                    partial(validation.market_description, cmd.description)
+                )
             if cmd.end_date is not UNSET:
-                changes["end_date"] = validation.end_date(cmd.end_date, now)
+                changes["end_date"] = problems.check(
+                    partial(validation.end_date, cmd.end_date, now)
+                )
+            problems.raise_any()
             if changes:
                 market = await uow.markets.save(
                     dataclasses.replace(market, updated_at=now, **changes)  # type: ignore[arg-type]

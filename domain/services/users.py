@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from functools import partial
 
 from domain import validation
 from domain.clients import client_key
@@ -11,6 +12,7 @@ from domain.commands import SignUp
 from domain.entities import LedgerKind, User
 from domain.errors import RateLimited
 from domain.ports import Clock, NewUser, PasswordHasher, Throttle, UnitOfWorkFactory
+from domain.problems import Problems
 
 SIGN_UP_WINDOW_SECONDS = 3600
 
@@ -34,9 +36,14 @@ class UserService:
 
     async def sign_up(self, cmd: SignUp) -> User:
         """Create the user and grant the starting balance as a ledger entry, in one transaction."""
-        email = validation.email(cmd.email)
-        display_name = validation.display_name(cmd.display_name)
-        password = validation.password(cmd.password)
+        problems = Problems()
+        email = problems.check(partial(validation.email, cmd.email))
+        display_name = problems.check(partial(validation.display_name, cmd.display_name))
+        password = problems.check(partial(validation.password, cmd.password))
+        problems.raise_any()
+        assert email is not None
+        assert display_name is not None
+        assert password is not None
         if self._throttle is not None and cmd.client_ip is not None:
             # Every sign-up counts, successful or not: each costs a hash, grants play
             # money, and a taken email tells whether an address has an account.

@@ -1,4 +1,5 @@
-"""Administration (roles, account state) and moderation (closing, cancelling markets)."""
+"""Administration (roles, account state) and moderation (closing, resolving, cancelling
+markets)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from domain.commands import ResolveMarket
 from domain.entities import Market, User
+from domain.entities import Outcome as DomainOutcome
 from domain.entities import Role as DomainRole
 from domain.policy import Permission
+from domain.services.lifecycle import Settlement
 from graph.context import Context
-from graph.enums import Role
+from graph.enums import Outcome, Role
 from graph.errors import InvalidStateError, NotFoundError, ValidationError
 from graph.ids import input_id
+from graph.jobs.types import JobType
 from graph.markets.types import MarketType
 from graph.outcomes import outcome
 from graph.permissions import requires
@@ -53,6 +58,11 @@ class MarketIdInput:
 @strawberry.type(description="The market as it is now.")
 class MarketChangeSuccess:
     market: MarketType = strawberry.field(description="The changed market.")
+    job: JobType | None = strawberry.field(
+        default=None,
+        description="For `cancelMarket`: the job that refunds every cost basis (follow it"
+        " with `job(id:)`). Null for `closeMarket`.",
+    )
 
 
 MarketChangeResult = Annotated[
@@ -60,6 +70,26 @@ MarketChangeResult = Annotated[
     strawberry.union(
         "MarketChangeResult", description="The outcome of `closeMarket` and `cancelMarket`."
     ),
+]
+
+
+@strawberry.input(description="Which market, and how its question was answered.")
+class ResolveMarketInput:
+    market_id: strawberry.ID = strawberry.field(description="The Market.")
+    outcome: Outcome = strawberry.field(description="The outcome that happened.")
+
+
+@strawberry.type(description="The market is resolved; its payout job is queued.")
+class ResolveMarketSuccess:
+    market: MarketType = strawberry.field(description="The market, now RESOLVED.")
+    job: JobType = strawberry.field(
+        description="The job that pays 1 per winning share (follow it with `job(id:)`)."
+    )
+
+
+ResolveMarketResult = Annotated[
+    ResolveMarketSuccess | ValidationError | NotFoundError | InvalidStateError,
+    strawberry.union("ResolveMarketResult", description="The outcome of `resolveMarket`."),
 ]
 
 
@@ -125,8 +155,8 @@ class AdminMutations:
         )
 
     @strawberry.mutation(
-        description="Call off an active or closed market and refund every holder's cost basis"
-        " (needs `market:cancel`).",
+        description="Call off an active or closed market (needs `market:cancel`): it is"
+        " CANCELLED at once, and a job refunds every holder's cost basis, each exactly once.",
         extensions=requires(Permission.MARKET_CANCEL),
     )
     async def cancel_market(
@@ -136,10 +166,35 @@ class AdminMutations:
     ) -> MarketChangeResult | None:
         actor = await info.context.require_actor()
         return await outcome(
-            lambda: info.context.services.admin.cancel_market(
+            lambda: info.context.services.lifecycle.cancel(
                 actor, input_id(input.id, "Market", "id")
             ),
-            _market_changed,
+            _market_cancelled,
+        )
+
+    @strawberry.mutation(
+        description="Answer an active or closed market's question (needs `market:resolve`):"
+        " it is RESOLVED at once, and a job pays 1 per winning share, each position exactly"
+        " once.",
+        extensions=requires(Permission.MARKET_RESOLVE),
+    )
+    async def resolve_market(
+        self,
+        info: Info[Context, None],
+        input: Annotated[
+            ResolveMarketInput, strawberry.argument(description="The market and the answer.")
+        ],
+    ) -> ResolveMarketResult | None:
+        actor = await info.context.require_actor()
+        return await outcome(
+            lambda: info.context.services.lifecycle.resolve(
+                actor,
+                ResolveMarket(
+                    market_id=input_id(input.market_id, "Market", "marketId"),
+                    outcome=DomainOutcome[input.outcome.name],
+                ),
+            ),
+            _resolved,
         )
 
 
@@ -161,3 +216,15 @@ def _user_changed(user: User) -> UserChangeSuccess:
 
 def _market_changed(market: Market) -> MarketChangeSuccess:
     return MarketChangeSuccess(market=MarketType.from_entity(market))
+
+
+def _market_cancelled(settlement: Settlement) -> MarketChangeSuccess:
+    return MarketChangeSuccess(
+        market=MarketType.from_entity(settlement.market), job=JobType.from_entity(settlement.job)
+    )
+
+
+def _resolved(settlement: Settlement) -> ResolveMarketSuccess:
+    return ResolveMarketSuccess(
+        market=MarketType.from_entity(settlement.market), job=JobType.from_entity(settlement.job)
+    )

@@ -9,21 +9,34 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from domain.commands import UNSET, CreateMarket, UpdateMarket
-from domain.errors import InvalidInput
+from domain.commands import UNSET, CreateMarket, InitialPurchase, UpdateMarket
+from domain.entities import Outcome as DomainOutcome
+from domain.errors import FieldProblem, InvalidInput
 from domain.policy import Permission
+from domain.services.markets import CreatedMarket
 from graph.context import Context
+from graph.enums import Outcome
 from graph.errors import (
     ConflictError,
     ForbiddenError,
+    InsufficientBalanceError,
     InvalidStateError,
     NotFoundError,
     ValidationError,
 )
-from graph.ids import input_id
+from graph.ids import from_global_id, input_id
 from graph.markets.types import MarketType
 from graph.outcomes import outcome
 from graph.permissions import requires, signed_in
+from graph.positions.types import PositionType
+
+
+@strawberry.input(description="The creator's first purchase, made together with the market.")
+class InitialPurchaseInput:
+    outcome: Outcome = strawberry.field(description="The outcome to buy shares of.")
+    amount: Decimal = strawberry.field(
+        description="Money to spend (more than 0, at most 1000000): as many shares as it buys."
+    )
 
 
 @strawberry.input(description="A new market.")
@@ -36,15 +49,37 @@ class CreateMarketInput:
     liquidity: Decimal | None = strawberry.field(
         default=None, description="The market maker's `b`, 1 to 1000000 (default 100)."
     )
+    initial_purchase: InitialPurchaseInput | None = strawberry.field(
+        default=None,
+        description="Buy into the new market at once, in the same transaction: when the"
+        " balance does not cover it, no market is created either.",
+    )
+
+    def to_command(self) -> CreateMarket:
+        purchase = self.initial_purchase
+        return CreateMarket(
+            name=self.name,
+            description=self.description,
+            end_date=self.end_date,
+            liquidity=self.liquidity,
+            initial_purchase=None
+            if purchase is None
+            else InitialPurchase(DomainOutcome[purchase.outcome.name], purchase.amount),
+        )
 
 
 @strawberry.type(description="The market was created.")
 class CreateMarketSuccess:
-    market: MarketType = strawberry.field(description="The new market.")
+    market: MarketType = strawberry.field(
+        description="The new market (with the prices the initial purchase left)."
+    )
+    position: PositionType | None = strawberry.field(
+        description="The creator's position from `initialPurchase`; null without one."
+    )
 
 
 CreateMarketResult = Annotated[
-    CreateMarketSuccess | ValidationError | ConflictError,
+    CreateMarketSuccess | ValidationError | ConflictError | InsufficientBalanceError,
     strawberry.union("CreateMarketResult", description="The outcome of `createMarket`."),
 ]
 
@@ -66,15 +101,25 @@ class UpdateMarketInput:
 
     def to_command(self) -> UpdateMarket:
         """Omitted (UNSET) leaves a field alone; null clears it where that is allowed."""
-        if self.name is None:
-            raise InvalidInput("name", "'name' cannot be cleared.")
-        if self.end_date is None:
-            raise InvalidInput("endDate", "'endDate' cannot be cleared.")
+        name, end_date = self.name, self.end_date
+        problems: list[FieldProblem] = []
+        parsed = from_global_id(self.id)
+        if parsed is None or parsed[0] != "Market":
+            problems.append(FieldProblem("id", "This is not a Market id."))
+        if name is None:
+            problems.append(FieldProblem("name", "'name' cannot be cleared."))
+        if end_date is None:
+            problems.append(FieldProblem("endDate", "'endDate' cannot be cleared."))
+        if problems:
+            raise InvalidInput.of(problems)
+        assert parsed is not None
+        assert name is not None
+        assert end_date is not None
         return UpdateMarket(
-            market_id=input_id(self.id, "Market", "id"),
-            name=UNSET if self.name is strawberry.UNSET else self.name,
+            market_id=parsed[1],
+            name=UNSET if name is strawberry.UNSET else name,
             description=UNSET if self.description is strawberry.UNSET else self.description,
-            end_date=UNSET if self.end_date is strawberry.UNSET else self.end_date,
+            end_date=UNSET if end_date is strawberry.UNSET else end_date,
         )
 
 
@@ -121,16 +166,11 @@ class MarketMutations:
         info: Info[Context, None],
         input: Annotated[CreateMarketInput, strawberry.argument(description="The new market.")],
     ) -> CreateMarketResult | None:
-        actor = await info.context.require_actor()
-        command = CreateMarket(
-            name=input.name,
-            description=input.description,
-            end_date=input.end_date,
-            liquidity=input.liquidity,
-        )
+        context = info.context
+        actor = await context.require_actor()
         return await outcome(
-            lambda: info.context.services.markets.create(actor, command),
-            lambda market: CreateMarketSuccess(market=MarketType.from_entity(market)),
+            lambda: context.services.markets.create(actor, input.to_command()),
+            lambda created: _created(context, created),
         )
 
     @strawberry.mutation(description="Change your own active market.", extensions=signed_in())
@@ -159,3 +199,12 @@ class MarketMutations:
             lambda: info.context.services.markets.delete(actor, input_id(input.id, "Market", "id")),
             lambda _deleted: DeleteMarketSuccess(deleted_id=input.id),
         )
+
+
+def _created(context: Context, created: CreatedMarket) -> CreateMarketSuccess:
+    position = None
+    if created.purchase is not None:
+        bought = created.purchase
+        context.loaders.traded(bought.user, bought.market, bought.position)
+        position = PositionType.from_entity(bought.position)
+    return CreateMarketSuccess(market=MarketType.from_entity(created.market), position=position)

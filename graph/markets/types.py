@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
@@ -11,24 +11,33 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import Market, Position
+from domain.entities import Market, Position, Trade
 from domain.policy import Permission, has_permission
-from domain.reads import Page
+from domain.reads import ChildPageKey, HistoryKey, Page
 from graph.context import Context
-from graph.enums import MarketStatus, Outcome
+from graph.enums import MarketStatus, Outcome, PriceInterval
+from graph.errors import bad_input
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
 from graph.selection import items_select
 from graph.users.loading import load_user
-from infra.db.readers import ChildPageKey
 
 if TYPE_CHECKING:
     from graph.positions.types import PositionType
+    from graph.trading.types import PricePointType, TradeType
     from graph.users.types import UserType
 
 POSITIONS_SORT = "positions:created_at:asc"
 EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
+NO_TRADES: Page[Trade] = Page(items=[], has_next=False, has_previous=False)
+INTERVAL_SECONDS = {
+    PriceInterval.MINUTE: 60,
+    PriceInterval.FIVE_MINUTES: 300,
+    PriceInterval.HOUR: 3600,
+    PriceInterval.DAY: 86_400,
+}
+MAX_BUCKETS = 1000
 
 
 async def market_nodes(
@@ -45,23 +54,30 @@ async def market_nodes(
 
 
 async def _position_nodes(
-    info: Info[Context, None], page: Page[Position]
+    info: Info[Context, None], page: Page[Position], market: Market
 ) -> Callable[[Position], PositionType]:
-    """How to build the page's positions: with their users fetched ahead when asked for.
+    """How to build the page's positions: in this market, with their users fetched ahead
+    when asked for.
 
     The users still come through the ``user_by_id`` loader, so the pages of all
     markets share one batch; what is saved is a resolver coroutine per position.
     """
     from graph.positions.types import PositionType
+
+    holders = await _users_ahead(info, [position.user_id for _, position in page.items])
+    return lambda position: PositionType.from_entity(
+        position, holders.get(position.user_id), market
+    )
+
+
+async def _users_ahead(info: Info[Context, None], ids: list[UUID]) -> dict[UUID, UserType]:
+    """The users of a page's items, when the items select ``user``; else none."""
     from graph.users.types import UserType
 
-    if not page.items or not items_select(info, "user"):
-        return PositionType.from_entity
-    loaded = await info.context.loaders.user_by_id.load_many(
-        [position.user_id for _, position in page.items]
-    )
-    holders = {user.id: UserType.from_entity(user) for user in loaded if user is not None}
-    return lambda position: PositionType.from_entity(position, holders.get(position.user_id))
+    if not ids or not items_select(info, "user"):
+        return {}
+    loaded = await info.context.loaders.user_by_id.load_many(ids)
+    return {user.id: UserType.from_entity(user) for user in loaded if user is not None}
 
 
 async def _zero() -> int:
@@ -93,6 +109,7 @@ class MarketType(Node):
     market_id: strawberry.Private[UUID]
     creator_id: strawberry.Private[UUID]
     prefetched_creator: strawberry.Private[UserType | None]
+    source: strawberry.Private[Market]
 
     @classmethod
     def from_entity(cls, market: Market, creator: UserType | None = None) -> MarketType:
@@ -116,6 +133,7 @@ class MarketType(Node):
             market_id=market.id,
             creator_id=market.creator_id,
             prefetched_creator=creator,
+            source=market,
         )
 
     @strawberry.field(description="The user who created the market.")
@@ -155,7 +173,7 @@ class MarketType(Node):
             return connection(
                 page,
                 POSITIONS_SORT,
-                await _position_nodes(info, page),
+                await _position_nodes(info, page, self.source),
                 lambda: loaders.count(loaders.position_count_by_market, self.market_id),
             )
         if actor is None:
@@ -167,6 +185,107 @@ class MarketType(Node):
         return connection(
             page,
             POSITIONS_SORT,
-            await _position_nodes(info, page),
+            await _position_nodes(info, page, self.source),
             lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
         )
+
+    @strawberry.field(
+        description="Trades in this market, newest first. Where positions are configured"
+        " private, only the viewer's own (all of them for holders of `user:read:private`)."
+    )
+    async def trades(
+        self,
+        info: Info[Context, None],
+        first: Annotated[
+            int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
+        ] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Start after this cursor.")
+        ] = None,
+    ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]]:
+        from graph.trading.types import MARKET_TRADES_SORT, TradeType
+
+        request = page_request(MARKET_TRADES_SORT, "datetime", first, after)
+        context = info.context
+        loaders = context.loaders
+        if context.services.positions_public or has_permission(
+            actor := await context.actor(), Permission.USER_READ_PRIVATE
+        ):
+            key = ChildPageKey(self.market_id, request.size, request.after)
+            page = await loaders.page(loaders.trades_by_market, key)
+            return connection(
+                page,
+                MARKET_TRADES_SORT,
+                await self._trade_nodes(info, page),
+                lambda: loaders.count(loaders.trade_count_by_market, self.market_id),
+            )
+        if actor is None:
+            return connection(NO_TRADES, MARKET_TRADES_SORT, TradeType.from_entity, _zero)
+        holder = actor.user_id
+        key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
+        page = await loaders.page(loaders.trades_by_market, key)
+        return connection(
+            page,
+            MARKET_TRADES_SORT,
+            await self._trade_nodes(info, page),
+            lambda: loaders.trade_count_by_market_holder.load((self.market_id, holder)),
+        )
+
+    async def _trade_nodes(
+        self, info: Info[Context, None], page: Page[Trade]
+    ) -> Callable[[Trade], TradeType]:
+        """The page's trades, in this market, with their traders fetched ahead if asked for."""
+        from graph.trading.types import TradeType
+
+        traders = await _users_ahead(info, [trade.user_id for _, trade in page.items])
+        market = self.source
+        return lambda trade: TradeType.from_entity(trade, traders.get(trade.user_id), market)
+
+    @strawberry.field(
+        description="The YES price over time, in buckets computed from the trades (buckets"
+        f" without trades are left out). At most {MAX_BUCKETS} buckets per request."
+    )
+    async def price_history(
+        self,
+        info: Info[Context, None],
+        from_: Annotated[
+            datetime | None,
+            strawberry.argument(
+                name="from",
+                description=f"Start of the range (default: {MAX_BUCKETS} intervals before `to`).",
+            ),
+        ] = None,
+        to: Annotated[
+            datetime | None,
+            strawberry.argument(description="End of the range, exclusive (default: now)."),
+        ] = None,
+        interval: Annotated[
+            PriceInterval, strawberry.argument(description="The width of each bucket.")
+        ] = PriceInterval.HOUR,
+    ) -> list[Annotated[PricePointType, strawberry.lazy("graph.trading.types")]]:
+        from graph.trading.types import PricePointType
+
+        seconds = INTERVAL_SECONDS[interval]
+        end = _utc(to, "to") if to is not None else info.context.now
+        earliest = end - timedelta(seconds=seconds * MAX_BUCKETS)
+        # The same default range for every market of the request, so one statement serves all.
+        start = _utc(from_, "from") if from_ is not None else earliest
+        if start >= end:
+            raise bad_input("'from' must be before 'to'.", "from")
+        if start < earliest:
+            raise bad_input(
+                f"At most {MAX_BUCKETS} buckets: narrow the range or widen the interval.", "from"
+            )
+        buckets = await info.context.loaders.price_history.load(
+            HistoryKey(self.market_id, start, end, seconds)
+        )
+        return [PricePointType.from_bucket(bucket) for bucket in buckets]
+
+
+def _utc(moment: datetime, argument: str) -> datetime:
+    if moment.utcoffset() is None:
+        raise bad_input(f"'{argument}' must carry a time zone offset.", argument)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise bad_input(f"'{argument}' is out of range.", argument) from None

@@ -10,7 +10,8 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import Position
+from domain.entities import Market, Position
+from domain.valuation import position_value, unrealized_pnl
 from graph.context import Context
 from graph.enums import Outcome
 from graph.ids import to_global_id
@@ -28,23 +29,47 @@ class PositionType(Node):
     shares: Decimal = strawberry.field(description="Shares held.")
     cost_basis: Decimal = strawberry.field(description="What the shares held cost in total.")
     created_at: datetime = strawberry.field(description="When the first share was bought (UTC).")
+    settled_at: datetime | None = strawberry.field(
+        description="When settlement paid this position (a resolved or cancelled market);"
+        " null until then. A settled position is never paid again."
+    )
+    payout: Decimal | None = strawberry.field(
+        description="What settlement paid: 1 per winning share, 0 for a losing position, the"
+        " cost basis for a cancelled market. Null until settled."
+    )
+    entity: strawberry.Private[Position]
     market_id: strawberry.Private[UUID]
     user_id: strawberry.Private[UUID]
     holder: strawberry.Private[UserType | None]
+    prefetched_market: strawberry.Private[Market | None]
 
     @classmethod
-    def from_entity(cls, position: Position, holder: UserType | None = None) -> PositionType:
-        """``holder`` is the position's user when the caller fetched it ahead."""
+    def from_entity(
+        cls, position: Position, holder: UserType | None = None, market: Market | None = None
+    ) -> PositionType:
+        """``holder`` and ``market`` are the position's user and market when the caller
+        has them already (a market's own positions, a page fetched ahead)."""
         return cls(
             id=strawberry.ID(to_global_id("Position", position.id)),
             outcome=Outcome(position.outcome.value),
             shares=position.shares,
             cost_basis=position.cost_basis,
             created_at=position.created_at,
+            settled_at=position.settled_at,
+            payout=position.settled_amount,
+            entity=position,
             market_id=position.market_id,
             user_id=position.user_id,
             holder=holder,
+            prefetched_market=market,
         )
+
+    async def _market(self, info: Info[Context, None]) -> Market:
+        if self.prefetched_market is not None:
+            return self.prefetched_market
+        market = await info.context.loaders.market(self.market_id)
+        assert market is not None, "a position's market always exists (foreign key)"
+        return market
 
     @strawberry.field(description="The market the shares are in.")
     async def market(
@@ -52,9 +77,19 @@ class PositionType(Node):
     ) -> Annotated[MarketType, strawberry.lazy("graph.markets.types")]:
         from graph.markets.types import MarketType
 
-        market = await info.context.loaders.market(self.market_id)
-        assert market is not None, "a position's market always exists (foreign key)"
-        return MarketType.from_entity(market)
+        return MarketType.from_entity(await self._market(info))
+
+    @strawberry.field(
+        description="What the shares are worth at the market's current price (rounded down)."
+        " Once the market is resolved: 1 per winning share, 0 otherwise; once cancelled: the"
+        " cost basis."
+    )
+    async def current_value(self, info: Info[Context, None]) -> Decimal:
+        return position_value(self.entity, await self._market(info))
+
+    @strawberry.field(description="`currentValue` minus `costBasis`: the gain (or loss) so far.")
+    async def unrealized_pnl(self, info: Info[Context, None]) -> Decimal:
+        return unrealized_pnl(self.entity, await self._market(info))
 
     @strawberry.field(description="The holder.")
     def user(

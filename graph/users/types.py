@@ -10,19 +10,21 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
+from domain.entities import Market, User
 from domain.entities import Role as DomainRole
-from domain.entities import User
 from domain.policy import ROLE_PERMISSIONS, may_read_positions, may_read_private
+from domain.reads import ChildPageKey
 from graph.context import Context
 from graph.enums import Role
 from graph.ids import to_global_id
 from graph.node import Node
 from graph.pagination import Connection, connection, page_request
-from infra.db.readers import ChildPageKey
+from graph.selection import items_select
 
 if TYPE_CHECKING:
     from graph.markets.types import MarketType
     from graph.positions.types import PositionType
+    from graph.trading.types import LedgerEntryType, TradeType
 
 MARKETS_SORT = "creator-markets:created_at:desc"
 POSITIONS_SORT = "user-positions:created_at:asc"
@@ -129,9 +131,63 @@ class UserType(Node):
         loaders = context.loaders
         key = ChildPageKey(self.user_id, request.size, request.after)
         page = await loaders.page(loaders.positions_by_user, key)
+        markets: dict[UUID, Market] = {}
+        if page.items and any(
+            items_select(info, field) for field in ("market", "currentValue", "unrealizedPnl")
+        ):
+            # One batch for the page's markets, rather than a resolver coroutine each.
+            loaded = await loaders.market_by_id.load_many([p.market_id for _, p in page.items])
+            markets = {market.id: market for market in loaded if market is not None}
         return connection(
             page,
             POSITIONS_SORT,
-            PositionType.from_entity,
+            lambda position: PositionType.from_entity(
+                position, self, markets.get(position.market_id)
+            ),
             lambda: loaders.count(loaders.position_count_by_user, self.user_id),
+        )
+
+    @strawberry.field(
+        description="This user's trades, newest first. Where positions are configured private:"
+        " null unless the viewer is this user or holds `user:read:private`."
+    )
+    async def trades(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]] | None:
+        from graph.trading.types import USER_TRADES_SORT, TradeType
+
+        context = info.context
+        if not context.services.positions_public and not may_read_positions(
+            await context.actor(), self.user_id, positions_public=False
+        ):
+            return None
+        request = page_request(USER_TRADES_SORT, "datetime", first, after)
+        loaders = context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        return connection(
+            await loaders.page(loaders.trades_by_user, key),
+            USER_TRADES_SORT,
+            lambda trade: TradeType.from_entity(trade, self),
+            lambda: loaders.count(loaders.trade_count_by_user, self.user_id),
+        )
+
+    @strawberry.field(
+        description="Every change of this user's balance, newest first; `balance` is their"
+        " sum. Null unless the viewer is this user or holds `user:read:private`."
+    )
+    async def ledger(
+        self, info: Info[Context, None], first: PageSize = None, after: After = None
+    ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("graph.trading.types")]] | None:
+        from graph.trading.types import LEDGER_SORT, LedgerEntryType
+
+        if not may_read_private(await info.context.actor(), self.user_id):
+            return None
+        request = page_request(LEDGER_SORT, "datetime", first, after)
+        loaders = info.context.loaders
+        key = ChildPageKey(self.user_id, request.size, request.after)
+        return connection(
+            await loaders.page(loaders.ledger_by_user, key),
+            LEDGER_SORT,
+            LedgerEntryType.from_entity,
+            lambda: loaders.count(loaders.ledger_count_by_user, self.user_id),
         )

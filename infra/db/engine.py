@@ -1,8 +1,9 @@
 """The async engine, tuned per database.
 
-PostgreSQL pool: ``DB_POOL_SIZE`` connections per process (default 16), no overflow by
-default; the compiled read path has a pool of its own (``DB_READ_POOL_SIZE``, 16), so a
-process holds at most 32 sessions, the concurrency one process is expected to serve. Overflow connections are
+PostgreSQL pool: ``DB_POOL_SIZE`` connections per process (default 16), no overflow
+by default; the compiled read path has a pool of its own (``DB_READ_POOL_SIZE``, 16),
+so a process holds at most 32 sessions, the concurrency one process is expected to
+serve. Overflow connections are
 closed as soon as they are returned, so a pool smaller than its load opens and closes
 sessions all the time (10 + 10 overflow opened 170 PostgreSQL sessions per 5 s at 32
 concurrent requests); a pool sized for the load keeps every connection. A request that

@@ -10,7 +10,7 @@ import enum
 
 import sqlalchemy as sa
 
-from domain.entities import LedgerKind, MarketStatus, Outcome, Role, TradeSide
+from domain.entities import JobKind, JobState, LedgerKind, MarketStatus, Outcome, Role, TradeSide
 from infra.db.types import Money, UTCDateTime
 
 metadata = sa.MetaData(
@@ -92,6 +92,10 @@ positions = sa.Table(
     sa.Column("cost_basis", Money, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Set once, by settlement, in the transaction that pays the position: a position
+    # with settled_at is never paid again.
+    sa.Column("settled_at", UTCDateTime, nullable=True),
+    sa.Column("settled_amount", Money, nullable=True),
     sa.UniqueConstraint("user_id", "market_id", "outcome", name="uq_positions_holder"),
     sa.CheckConstraint("shares >= 0", name="shares_not_negative"),
 )
@@ -101,13 +105,21 @@ sa.Index(
 sa.Index(
     "ix_positions_user_created_id", positions.c.user_id, positions.c.created_at, positions.c.id
 )
+# Settlement walks a market's unpaid positions in id order, batch by batch.
+sa.Index(
+    "ix_positions_unsettled",
+    positions.c.market_id,
+    positions.c.id,
+    postgresql_where=positions.c.settled_at.is_(None),
+    sqlite_where=positions.c.settled_at.is_(None),
+)
 
 trades = sa.Table(
     "trades",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False, index=True),
-    sa.Column("market_id", sa.Uuid, sa.ForeignKey("markets.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("market_id", sa.Uuid, sa.ForeignKey("markets.id"), nullable=False),
     sa.Column("outcome", _enum(Outcome, "trade_outcome"), nullable=False),
     sa.Column("side", _enum(TradeSide, "trade_side"), nullable=False),
     sa.Column("shares", Money, nullable=False),
@@ -117,17 +129,54 @@ trades = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("shares > 0", name="shares_positive"),
 )
+# Trades newest first, per market and per user (connections and price history).
+sa.Index("ix_trades_market_created_id", trades.c.market_id, trades.c.created_at, trades.c.id)
+sa.Index("ix_trades_user_created_id", trades.c.user_id, trades.c.created_at, trades.c.id)
 
 ledger_entries = sa.Table(
     "ledger_entries",
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=False),
     sa.Column("amount", Money, nullable=False),
     sa.Column("kind", _enum(LedgerKind, "ledger_kind"), nullable=False),
     sa.Column("market_id", sa.Uuid, sa.ForeignKey("markets.id"), nullable=True),
     sa.Column("trade_id", sa.Uuid, sa.ForeignKey("trades.id"), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index(
+    "ix_ledger_entries_user_created_id",
+    ledger_entries.c.user_id,
+    ledger_entries.c.created_at,
+    ledger_entries.c.id,
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", sa.Uuid, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    # SHA-256 hex of the request's input: a replay must match it exactly.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # The result the key stands for; set in the same transaction as the trade.
+    sa.Column("trade_id", sa.Uuid, sa.ForeignKey("trades.id"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("kind", _enum(JobKind, "job_kind"), nullable=False),
+    sa.Column("state", _enum(JobState, "job_state"), nullable=False, index=True),
+    sa.Column("market_id", sa.Uuid, sa.ForeignKey("markets.id"), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.String(2000), nullable=True),
+    sa.Column("enqueued_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 sessions = sa.Table(

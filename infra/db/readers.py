@@ -17,16 +17,33 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.entities import Market, Position, User
-from domain.reads import Key, MarketFilter, MarketOrder, MarketSortField, Page, PageRequest
-from infra.db.models import markets, positions
+from domain.entities import Job, LedgerEntry, Market, Position, Trade, User
+from domain.reads import (
+    ChildPageKey,
+    HistoryKey,
+    Key,
+    MarketFilter,
+    MarketOrder,
+    MarketSortField,
+    Page,
+    PageRequest,
+    PriceBucket,
+)
+from infra.db.models import ledger_entries, markets, positions, trades
+from infra.db.price_history import price_history
 from infra.db.rows import (
+    JOB_COLUMNS,
+    LEDGER_COLUMNS,
     MARKET_COLUMNS,
     POSITION_COLUMNS,
+    TRADE_COLUMNS,
     USER_COLUMNS,
     AnyRow,
+    to_job,
+    to_ledger_entry,
     to_market,
     to_position,
+    to_trade,
     to_user,
 )
 
@@ -40,15 +57,7 @@ _MARKET_SORT = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ChildPageKey:
-    """The first page of one parent's children: positions of a market, say."""
-
-    parent_id: UUID
-    first: int
-    after: Key | None = None
-    # Only this holder's positions (private positions seen by someone else).
-    holder: UUID | None = None
+__all__ = ["ChildPageKey", "Readers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,20 @@ _POSITIONS_BY_USER = _Children(
 )
 _MARKETS_BY_CREATOR = _Children(
     markets, markets.c.creator_id, MARKET_COLUMNS, markets.c.created_at, True, to_market
+)
+_TRADES_BY_MARKET = _Children(
+    trades, trades.c.market_id, TRADE_COLUMNS, trades.c.created_at, True, to_trade, trades.c.user_id
+)
+_TRADES_BY_USER = _Children(
+    trades, trades.c.user_id, TRADE_COLUMNS, trades.c.created_at, True, to_trade
+)
+_LEDGER_BY_USER = _Children(
+    ledger_entries,
+    ledger_entries.c.user_id,
+    LEDGER_COLUMNS,
+    ledger_entries.c.created_at,
+    True,
+    to_ledger_entry,
 )
 
 
@@ -128,6 +151,15 @@ class Readers:
     async def positions_by_ids(self, ids: Sequence[UUID]) -> list[Position | None]:
         return await self._by_ids(ids, POSITION_COLUMNS, to_position)
 
+    async def trades_by_ids(self, ids: Sequence[UUID]) -> list[Trade | None]:
+        return await self._by_ids(ids, TRADE_COLUMNS, to_trade)
+
+    async def ledger_entries_by_ids(self, ids: Sequence[UUID]) -> list[LedgerEntry | None]:
+        return await self._by_ids(ids, LEDGER_COLUMNS, to_ledger_entry)
+
+    async def jobs_by_ids(self, ids: Sequence[UUID]) -> list[Job | None]:
+        return await self._by_ids(ids, JOB_COLUMNS, to_job)
+
     async def market_page(
         self, where: MarketFilter, order: MarketOrder, page: PageRequest
     ) -> Page[Market]:
@@ -164,6 +196,40 @@ class Readers:
     async def markets_by_creator(self, keys: Sequence[ChildPageKey]) -> list[Page[Market]]:
         return await self._child_pages(_MARKETS_BY_CREATOR, keys)
 
+    async def trades_by_market(self, keys: Sequence[ChildPageKey]) -> list[Page[Trade]]:
+        return await self._child_pages(_TRADES_BY_MARKET, keys)
+
+    async def trades_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[Trade]]:
+        return await self._child_pages(_TRADES_BY_USER, keys)
+
+    async def ledger_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[LedgerEntry]]:
+        return await self._child_pages(_LEDGER_BY_USER, keys)
+
+    async def trade_count_by_market(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(trades.c.market_id, ids)
+
+    async def trade_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(trades.c.user_id, ids)
+
+    async def ledger_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
+        return await self._counts(ledger_entries.c.user_id, ids)
+
+    async def trade_count_by_market_holder(self, keys: Sequence[tuple[UUID, UUID]]) -> list[int]:
+        """Trades per (market, trader): what a market shows when positions are private."""
+        return await self._counts_by_holder(trades.c.market_id, trades.c.user_id, keys)
+
+    async def price_history(self, keys: Sequence[HistoryKey]) -> list[list[PriceBucket]]:
+        """Buckets of trades per market: one statement per distinct range and interval."""
+        groups: dict[tuple[Any, Any, int], list[UUID]] = defaultdict(list)
+        for key in keys:
+            groups[(key.start, key.end, key.seconds)].append(key.market_id)
+        found: dict[HistoryKey, list[PriceBucket]] = {}
+        for (start, end, seconds), market_ids in groups.items():
+            buckets = await price_history(self._rows, market_ids, start, end, seconds)
+            for market_id in market_ids:
+                found[HistoryKey(market_id, start, end, seconds)] = buckets.get(market_id, [])
+        return [found[key] for key in keys]
+
     async def position_count_by_market(self, ids: Sequence[UUID]) -> list[int]:
         return await self._counts(positions.c.market_id, ids)
 
@@ -175,15 +241,21 @@ class Readers:
 
     async def position_count_by_market_holder(self, keys: Sequence[tuple[UUID, UUID]]) -> list[int]:
         """Positions per (market, holder): what a market shows when positions are private."""
+        return await self._counts_by_holder(positions.c.market_id, positions.c.user_id, keys)
+
+    async def _counts_by_holder(
+        self,
+        parent: sa.Column[Any],
+        holder_column: sa.Column[Any],
+        keys: Sequence[tuple[UUID, UUID]],
+    ) -> list[int]:
         by_holder: dict[UUID, list[UUID]] = defaultdict(list)
-        for market_id, holder in keys:
-            by_holder[holder].append(market_id)
+        for parent_id, holder in keys:
+            by_holder[holder].append(parent_id)
         counts: dict[tuple[UUID, UUID], int] = {}
-        for holder, market_ids in by_holder.items():
-            found = await self._counts(
-                positions.c.market_id, market_ids, positions.c.user_id == holder
-            )
-            counts.update(((m, holder), n) for m, n in zip(market_ids, found, strict=True))
+        for holder, parent_ids in by_holder.items():
+            found = await self._counts(parent, parent_ids, holder_column == holder)
+            counts.update(((p, holder), n) for p, n in zip(parent_ids, found, strict=True))
         return [counts[key] for key in keys]
 
     async def _counts(
@@ -222,7 +294,7 @@ class Readers:
             if after is not None:
                 inner = inner.where(_after(spec.order, id_col, after, spec.descending))
             if holder is not None:
-                assert spec.holder is not None, "only positions are filtered by holder"
+                assert spec.holder is not None, "this kind of child is not filtered by holder"
                 inner = inner.where(spec.holder == holder)
             ranked = inner.subquery()
             stmt = (

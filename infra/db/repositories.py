@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -11,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.entities import LedgerKind, Market, MarketStatus, Role, User, UserCredentials
+from domain.entities import LedgerKind, Market, MarketStatus, Outcome, Role, User, UserCredentials
 from domain.errors import Conflict
-from domain.ports import NewUser
-from infra.db.models import ledger_entries, markets, positions, trades, users
+from domain.ports import NewLedgerEntry, NewUser
+from infra.db.models import ledger_entries, markets, trades, users
 from infra.db.rows import MARKET_COLUMNS, USER_COLUMNS, to_market, to_user
+from infra.db.types import Money
 
 
 def _violates_unique(error: IntegrityError, table: sa.Table, column: str) -> bool:
@@ -99,6 +102,46 @@ class SqlUserRepository:
             sa.update(users).where(users.c.id == user_id).values(balance=users.c.balance + amount)
         )
 
+    async def debit(self, user_id: UUID, amount: Decimal) -> User | None:
+        """Take ``amount`` only if the balance covers it, in one conditional update.
+
+        The condition is evaluated on the row as locked by the update itself, so
+        concurrent debits of one user can never take the balance below zero.
+        """
+        stmt = (
+            sa.update(users)
+            .where(users.c.id == user_id, users.c.balance >= amount)
+            .values(balance=users.c.balance - amount)
+            .returning(*USER_COLUMNS)
+        )
+        row = (await self._conn.execute(stmt)).one_or_none()
+        return None if row is None else to_user(row)
+
+    async def credit_returning(self, user_id: UUID, amount: Decimal) -> User:
+        stmt = (
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(balance=users.c.balance + amount)
+            .returning(*USER_COLUMNS)
+        )
+        return to_user((await self._conn.execute(stmt)).one())
+
+    async def credit_many(self, credits: Sequence[tuple[UUID, Decimal]]) -> None:
+        """Credit several users, in user-id order: concurrent batches lock rows in the
+        same order, so they cannot deadlock on each other."""
+        totals: dict[UUID, Decimal] = defaultdict(Decimal)
+        for user_id, amount in credits:
+            totals[user_id] += amount
+        rows = [{"uid": user_id, "amount": totals[user_id]} for user_id in sorted(totals)]
+        if not rows:
+            return
+        stmt = (
+            sa.update(users)
+            .where(users.c.id == sa.bindparam("uid", type_=sa.Uuid()))
+            .values(balance=users.c.balance + sa.bindparam("amount", type_=Money()))
+        )
+        await self._conn.execute(stmt, rows)
+
     async def _update(self, user_id: UUID, **values: object) -> User | None:
         stmt = (
             sa.update(users).where(users.c.id == user_id).values(**values).returning(*USER_COLUMNS)
@@ -115,6 +158,12 @@ class SqlMarketRepository:
         values = {column.name: getattr(market, column.name) for column in MARKET_COLUMNS}
         stmt = sa.insert(markets).values(**values).returning(*MARKET_COLUMNS)
         return to_market(await self._write(stmt))
+
+    async def get(self, market_id: UUID) -> Market | None:
+        row = (
+            await self._conn.execute(sa.select(*MARKET_COLUMNS).where(markets.c.id == market_id))
+        ).one_or_none()
+        return None if row is None else to_market(row)
 
     async def get_for_update(self, market_id: UUID) -> Market | None:
         row = (
@@ -147,15 +196,41 @@ class SqlMarketRepository:
         )
         return to_market((await self._conn.execute(stmt)).one())
 
-    async def cost_basis_by_holder(self, market_id: UUID) -> list[tuple[UUID, Decimal]]:
+    async def resolve(self, market_id: UUID, outcome: Outcome, now: datetime) -> Market:
         stmt = (
-            sa.select(positions.c.user_id, sa.func.sum(positions.c.cost_basis))
-            .where(positions.c.market_id == market_id)
-            .group_by(positions.c.user_id)
-            .order_by(positions.c.user_id)
+            sa.update(markets)
+            .where(markets.c.id == market_id)
+            .values(status=MarketStatus.RESOLVED, outcome=outcome, updated_at=now)
+            .returning(*MARKET_COLUMNS)
         )
-        # SUM takes its argument's Money type, so totals come back as exact decimals.
-        return [(row[0], row[1]) for row in (await self._conn.execute(stmt)).all()]
+        return to_market((await self._conn.execute(stmt)).one())
+
+    async def apply_trade(
+        self,
+        market_id: UUID,
+        q_yes: Decimal,
+        q_no: Decimal,
+        volume: Decimal,
+        yes_price: Decimal,
+        now: datetime,
+    ) -> Market:
+        """Write the state a trade left; the caller holds the market row's lock."""
+        stmt = (
+            sa.update(markets)
+            .where(markets.c.id == market_id)
+            .values(q_yes=q_yes, q_no=q_no, volume=volume, yes_price=yes_price, updated_at=now)
+            .returning(*MARKET_COLUMNS)
+        )
+        return to_market((await self._conn.execute(stmt)).one())
+
+    async def close_expired(self, now: datetime) -> list[UUID]:
+        stmt = (
+            sa.update(markets)
+            .where(markets.c.status == MarketStatus.ACTIVE, markets.c.end_date <= now)
+            .values(status=MarketStatus.CLOSED, updated_at=now)
+            .returning(markets.c.id)
+        )
+        return [row[0] for row in (await self._conn.execute(stmt)).all()]
 
     async def has_trades(self, market_id: UUID) -> bool:
         stmt = sa.select(sa.exists().where(trades.c.market_id == market_id))
@@ -185,6 +260,7 @@ class SqlLedgerRepository:
         kind: LedgerKind,
         at: datetime,
         market_id: UUID | None = None,
+        trade_id: UUID | None = None,
     ) -> None:
         await self._conn.execute(
             sa.insert(ledger_entries).values(
@@ -193,6 +269,26 @@ class SqlLedgerRepository:
                 amount=amount,
                 kind=kind,
                 market_id=market_id,
+                trade_id=trade_id,
                 created_at=at,
             )
+        )
+
+    async def add_many(self, entries: Sequence[NewLedgerEntry]) -> None:
+        if not entries:
+            return
+        await self._conn.execute(
+            sa.insert(ledger_entries),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "user_id": entry.user_id,
+                    "amount": entry.amount,
+                    "kind": entry.kind,
+                    "market_id": entry.market_id,
+                    "trade_id": None,
+                    "created_at": entry.at,
+                }
+                for entry in entries
+            ],
         )

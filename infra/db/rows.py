@@ -6,8 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from domain.entities import Market, Position, User
-from infra.db.models import markets, positions, users
+from domain.entities import Job, LedgerEntry, Market, Position, Trade, User
+from infra.db.models import jobs, ledger_entries, markets, positions, trades, users
 
 USER_COLUMNS = (
     users.c.id,
@@ -28,6 +28,40 @@ POSITION_COLUMNS = (
     positions.c.shares,
     positions.c.cost_basis,
     positions.c.created_at,
+    positions.c.settled_at,
+    positions.c.settled_amount,
+)
+TRADE_COLUMNS = (
+    trades.c.id,
+    trades.c.user_id,
+    trades.c.market_id,
+    trades.c.outcome,
+    trades.c.side,
+    trades.c.shares,
+    trades.c.amount,
+    trades.c.price_before,
+    trades.c.price_after,
+    trades.c.created_at,
+)
+LEDGER_COLUMNS = (
+    ledger_entries.c.id,
+    ledger_entries.c.user_id,
+    ledger_entries.c.amount,
+    ledger_entries.c.kind,
+    ledger_entries.c.market_id,
+    ledger_entries.c.trade_id,
+    ledger_entries.c.created_at,
+)
+JOB_COLUMNS = (
+    jobs.c.id,
+    jobs.c.kind,
+    jobs.c.state,
+    jobs.c.market_id,
+    jobs.c.attempts,
+    jobs.c.error,
+    jobs.c.enqueued_at,
+    jobs.c.started_at,
+    jobs.c.finished_at,
 )
 
 
@@ -48,3 +82,15 @@ def to_market(row: AnyRow) -> Market:
 
 def to_position(row: AnyRow) -> Position:
     return Position(*row)
+
+
+def to_trade(row: AnyRow) -> Trade:
+    return Trade(*row)
+
+
+def to_ledger_entry(row: AnyRow) -> LedgerEntry:
+    return LedgerEntry(*row)
+
+
+def to_job(row: AnyRow) -> Job:
+    return Job(*row)

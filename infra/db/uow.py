@@ -9,8 +9,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from domain.errors import TransientConflict
+from infra.db.jobs import SqlJobRepository
 from infra.db.repositories import SqlLedgerRepository, SqlMarketRepository, SqlUserRepository
 from infra.db.sessions import SqlSessionRepository
+from infra.db.trading import SqlIdempotencyRepository, SqlPositionRepository, SqlTradeRepository
 
 
 class SqlUnitOfWork:
@@ -24,6 +26,10 @@ class SqlUnitOfWork:
     markets: SqlMarketRepository
     ledger: SqlLedgerRepository
     sessions: SqlSessionRepository
+    positions: SqlPositionRepository
+    trades: SqlTradeRepository
+    idempotency: SqlIdempotencyRepository
+    jobs: SqlJobRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -43,6 +49,10 @@ class SqlUnitOfWork:
         self.markets = SqlMarketRepository(self._conn)
         self.ledger = SqlLedgerRepository(self._conn)
         self.sessions = SqlSessionRepository(self._conn)
+        self.positions = SqlPositionRepository(self._conn)
+        self.trades = SqlTradeRepository(self._conn)
+        self.idempotency = SqlIdempotencyRepository(self._conn)
+        self.jobs = SqlJobRepository(self._conn)
         return self
 
     async def __aexit__(

@@ -25,7 +25,14 @@ from domain.policy import ROLE_PERMISSIONS, Permission
 from infra.db.models import ledger_entries, markets, positions, users
 from infra.settings import Settings
 from tests.api.readside import Seed, global_id, now
-from tests.support import Account, GraphQLClient, MakeAccount, MakeMarket, promote
+from tests.support import (
+    Account,
+    GraphQLClient,
+    MakeAccount,
+    MakeMarket,
+    promote,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.embedded
 
@@ -46,14 +53,15 @@ MARKET_CHANGE = """
 mutation ($input: MarketIdInput!) {
   %s(input: $input) {
     __typename
-    ... on MarketChangeSuccess { market { id status } }
+    ... on MarketChangeSuccess { market { id status } %s }
     ... on ValidationError { field }
     ... on Error { code }
   }
 }
 """
-CLOSE = MARKET_CHANGE % "closeMarket"
-CANCEL = MARKET_CHANGE % "cancelMarket"
+CLOSE = MARKET_CHANGE % ("closeMarket", "")
+CANCEL = MARKET_CHANGE % ("cancelMarket", "")
+CANCEL_WITH_JOB = MARKET_CHANGE % ("cancelMarket", "job { id kind state }")
 SIGN_IN = """
 mutation ($input: SignInInput!) {
   signIn(input: $input) {
@@ -412,6 +420,7 @@ async def cost_bases(db: AsyncEngine, market_id: UUID) -> dict[UUID, Decimal]:
 
 
 async def refunds(db: AsyncEngine, market_id: UUID) -> list[tuple[UUID, Decimal]]:
+    """Refunded per user (one entry per refunded position), by user id."""
     async with db.connect() as conn:
         rows = await conn.execute(
             sa.select(ledger_entries.c.user_id, ledger_entries.c.amount).where(
@@ -419,7 +428,10 @@ async def refunds(db: AsyncEngine, market_id: UUID) -> list[tuple[UUID, Decimal]
                 ledger_entries.c.kind == LedgerKind.REFUND,
             )
         )
-        return sorted((row.user_id, row.amount) for row in rows)
+        totals: dict[UUID, Decimal] = defaultdict(Decimal)
+        for row in rows:
+            totals[row.user_id] += row.amount
+        return sorted(totals.items())
 
 
 async def assert_ledger_balances(db: AsyncEngine, ids: list[UUID]) -> None:
@@ -463,11 +475,13 @@ async def test_cancelling_refunds_every_holder_once(
     await assert_ledger_balances(db, everyone)
 
     variables = {"input": {"id": held.market_gid}}
-    data = await gql.data(CANCEL, variables, token=staff.moderator.token)
-    assert data["cancelMarket"] == {
-        "__typename": "MarketChangeSuccess",
-        "market": {"id": held.market_gid, "status": "CANCELLED"},
-    }
+    data = await gql.data(CANCEL_WITH_JOB, variables, token=staff.moderator.token)
+    result = data["cancelMarket"]
+    assert result["market"] == {"id": held.market_gid, "status": "CANCELLED"}
+    assert result["job"]["kind"] == "MARKET_REFUND"
+    # The market is cancelled at once; the refunds are the job's.
+    job = await wait_for_job(gql, result["job"]["id"], staff.moderator.token)
+    assert job["state"] == "COMPLETE", job
     after = await balances(db, everyone)
     assert after == {ident: before[ident] + basis.get(ident, Decimal(0)) for ident in everyone}
     assert await refunds(db, held.market_id) == sorted(basis.items())

@@ -290,9 +290,6 @@ INVALID_MARKETS = [
     pytest.param({"liquidity": "0.99999999"}, "liquidity", id="liquidity-below-1"),
     pytest.param({"liquidity": "1000000.00000001"}, "liquidity", id="liquidity-above-max"),
     pytest.param({"liquidity": "1.000000001"}, "liquidity", id="liquidity-9-places"),
-    pytest.param({"liquidity": "NaN"}, "liquidity", id="liquidity-nan"),
-    pytest.param({"liquidity": "Infinity"}, "liquidity", id="liquidity-infinite"),
-    pytest.param({"liquidity": "1e999999"}, "liquidity", id="liquidity-huge-exponent"),
 ]
 
 
@@ -314,14 +311,19 @@ async def test_create_market_rejects_invalid_input_without_writing(
     assert await market_count(db) == before
 
 
+@pytest.mark.parametrize(
+    "liquidity",
+    # Outside the one Decimal grammar (graph/scalars.py): refused before any resolver runs.
+    ["lots", "NaN", "Infinity", "1e999999", "1_000", " 100 ", "5.", ".5", "+5", "00.5", 100],
+)
 async def test_create_market_rejects_a_malformed_decimal_as_a_request_error(
-    make_account: MakeAccount, gql: GraphQLClient, db: AsyncEngine
+    make_account: MakeAccount, gql: GraphQLClient, db: AsyncEngine, liquidity: object
 ) -> None:
     owner = await make_account("Malformed")
     name = unique_name("malformed")
     payload = await gql(
         CREATE,
-        {"input": {"name": name, "endDate": when(3).isoformat(), "liquidity": "lots"}},
+        {"input": {"name": name, "endDate": when(3).isoformat(), "liquidity": liquidity}},
         token=owner.token,
     )
     [error] = payload["errors"]

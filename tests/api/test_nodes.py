@@ -124,7 +124,7 @@ MALFORMED = [
     "",
     "not an id",
     "%%%",
-    raw_id(f"Trade:{uuid.uuid4()}"),
+    raw_id(f"Order:{uuid.uuid4()}"),
     raw_id(f"market:{uuid.uuid4()}"),
     raw_id("Market:not-a-uuid"),
     raw_id("Market:"),

@@ -67,8 +67,10 @@ def new_market(creator_id: uuid.UUID, name: str | None = None) -> Market:
 
 
 async def stored_user(engine: AsyncEngine, user: NewUser) -> User:
+    """A user with the ledger entry that grants their balance, as sign-up writes them."""
     async with SqlUnitOfWork(engine) as uow:
         created = await uow.users.add(user)
+        await uow.ledger.add(user.id, user.balance, LedgerKind.SIGNUP_GRANT, NOW)
         await uow.commit()
     return created
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from domain.entities import Outcome
 from domain.money import QUANTUM, is_exact
-from domain.pricing import buy_cost, no_price, sell_proceeds, yes_price
+from domain.pricing import buy_cost, no_price, sell_proceeds, shares_for_amount, yes_price
 
 # Far more digits than the code's 34, and an exponent range wide enough that
 # e^(q/b) never overflows: the textbook formula needs no tricks here.
@@ -221,3 +221,71 @@ def test_large_share_counts_do_not_overflow(shares: str) -> None:
     assert is_exact(cost)
     assert is_exact(proceeds)
     assert proceeds <= cost
+
+
+budgets = st.decimals(min_value=Decimal("0.00000001"), max_value=100_000, places=8, allow_nan=False)
+
+
+def reference_shares_for(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, amount: Decimal
+) -> Decimal:
+    """The exact inverse of the cost function, from the textbook formula at 80 digits."""
+    with localcontext(REFERENCE):
+        this, other = (q_yes, q_no) if outcome is Outcome.YES else (q_no, q_yes)
+        total = reference_cost(q_yes, q_no, b) + amount
+        # e^((this + Δ)/b) = e^(C(q) + A)/b) - e^(other/b)
+        return b * ((total / b).exp() - (other / b).exp()).ln() - this
+
+
+@properties
+@given(
+    q_yes=amounts,
+    q_no=amounts,
+    b=liquidities,
+    outcome=outcomes,
+    smaller=trade_sizes,
+    extra=trade_sizes,
+)
+def test_buy_cost_is_monotonic_in_the_shares(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, smaller: Decimal, extra: Decimal
+) -> None:
+    assert buy_cost(q_yes, q_no, b, outcome, smaller) <= buy_cost(
+        q_yes, q_no, b, outcome, smaller + extra
+    )
+
+
+small_states = st.decimals(min_value=0, max_value=2_000, places=8, allow_nan=False)
+
+
+@properties
+@given(q_yes=small_states, q_no=small_states, b=liquidities, outcome=outcomes, amount=budgets)
+def test_the_inverse_is_within_one_unit_of_the_last_place(
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, amount: Decimal
+) -> None:
+    shares = shares_for_amount(q_yes, q_no, b, outcome, amount)
+    exact = reference_shares_for(q_yes, q_no, b, outcome, amount)
+    assert is_exact(shares)
+    # Never more shares than the money buys exactly, and less by under one unit
+    # (or by one more where the house-favour rounding of the cost decides).
+    assert shares <= exact + REFERENCE_ERROR
+    assert exact - shares < 2 * QUANTUM
+    # The largest affordable count at 8 places under the charge actually made.
+    if shares > 0:
+        assert buy_cost(q_yes, q_no, b, outcome, shares) <= amount
+    assert buy_cost(q_yes, q_no, b, outcome, shares + QUANTUM) > amount
+
+
+def test_the_inverse_of_a_known_value() -> None:
+    # 5.12494796 pays for the 10 YES shares test_a_known_value priced, and, at a price
+    # near 0.5, for one more unit (half a unit of money, inside the same rounding).
+    state = (Decimal(0), Decimal(0), Decimal(100), Outcome.YES)
+    assert shares_for_amount(*state, Decimal("5.12494796")) == Decimal("10.00000001")
+    assert buy_cost(*state, Decimal("10.00000002")) == Decimal("5.12494797")
+
+
+@pytest.mark.parametrize("q_no", ["0", "56.61429105"])
+def test_the_smallest_amount_buys_one_unit(q_no: str) -> None:
+    # One unit never costs less (or more) than one unit of money, however likely.
+    assert shares_for_amount(Decimal(0), Decimal(q_no), Decimal(1), Outcome.NO, QUANTUM) == (
+        QUANTUM
+    )

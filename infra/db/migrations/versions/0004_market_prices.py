@@ -1,7 +1,7 @@
 """markets keep their shown YES price
 
-Revision ID: 0005
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 
 Reads showed each market's price by computing the LMSR's exponentials from
@@ -19,8 +19,8 @@ from alembic import op
 
 from domain.pricing import quoted_yes_price
 
-revision: str = "0005"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
