@@ -118,7 +118,7 @@ def bind(
     """The slots of one request, or None when an argument is one the resolver path refuses."""
     try:
         slots = tuple(binder(variables) for binder in compiled.binders)
-    except ApiError:
+    except (ApiError, NotCompilable):
         return None
     viewer = Viewer(
         user_id=actor.user_id if actor else None,
@@ -296,7 +296,7 @@ class _Builder:
                 for model in TYPES.values()
             }
             if name == "node":
-                slot = self._slot(lambda v: NodeId(*parse_node_id(arguments(v)["id"], "id")))
+                slot = self._slot(lambda v: _node_id(arguments(v)["id"], "id"))
                 return Root(key, RootKind.NODE, slot, branches=branches)
             slot = self._slot(lambda v: _node_ids(arguments(v)["ids"]))
             return Root(key, RootKind.NODES, slot, branches=branches)
@@ -420,7 +420,15 @@ class _Builder:
         return tuple(parts)
 
 
+def _node_id(value: str, argument: str) -> NodeId:
+    type_name, ident = parse_node_id(value, argument)
+    if type_name not in TYPES:
+        # An object outside the read model (a trade, a job): the resolvers fetch it.
+        raise NotCompilable(f"a {type_name} id")
+    return NodeId(type_name, ident)
+
+
 def _node_ids(values: Sequence[str]) -> SlotValue:
     if len(values) > MAX_IDS:
         raise bad_input(f"At most {MAX_IDS} ids at once.", "ids")
-    return tuple(NodeId(*parse_node_id(value, "ids")) for value in values)
+    return tuple(_node_id(value, "ids") for value in values)

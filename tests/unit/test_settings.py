@@ -228,7 +228,8 @@ def test_production_may_name_a_sqlite_file_explicitly(tmp_path: Path) -> None:
 def test_pool_and_header_defaults(tmp_path: Path) -> None:
     settings = Settings.from_env(env_for(tmp_path))
     # One process's concurrency, kept open: no overflow connections closed on return.
-    assert (settings.db_pool_size, settings.db_pool_overflow) == (32, 0)
+    assert (settings.db_pool_size, settings.db_pool_overflow) == (16, 0)
+    assert settings.db_read_pool_size == 16
     assert settings.db_pool_timeout_seconds == 5.0
     assert settings.max_header_bytes == 32_768
     assert settings.graphiql_assets_dir is None
