@@ -265,6 +265,8 @@ def server_env(config: Config) -> dict[str, str]:
         JWT_SECRET=secrets.token_urlsafe(48),
         MARKETGRAPH_ENV=config.environment,
         LOG_LEVEL="WARNING",
+        # The uncached read path at full speed: budgets would throttle one client's load.
+        RATE_LIMITS="off",
     )
     env.pop("REDIS_URL", None)  # measure the uncached read path, not a response cache
     if config.db_pool_size is not None:
