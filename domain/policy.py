@@ -109,8 +109,3 @@ POSITIONS = Visibility("positions", Permission.USER_READ_PRIVATE, configurable=T
 def may_read_private(actor: Actor | None, user_id: UUID) -> bool:
     """A user's email, balance and account state: the user themself and ``user:read:private``."""
     return PRIVATE_FIELDS.allows(actor, user_id)
-
-
-def may_read_positions(actor: Actor | None, holder_id: UUID, positions_public: bool) -> bool:
-    """Positions are public unless configured private; then as private as the email."""
-    return POSITIONS.allows(actor, holder_id, positions_public)

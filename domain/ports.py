@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from domain.entities import (
@@ -25,7 +25,17 @@ from domain.entities import (
     UserCredentials,
 )
 from domain.limits import BudgetSpec, BudgetState
+from domain.readmodel import Children, ObjectType
 from domain.readplan import Bound, Plan
+from domain.reads import (
+    ChildPageKey,
+    HistoryKey,
+    MarketFilter,
+    MarketOrder,
+    Page,
+    PageRequest,
+    PriceBucket,
+)
 
 Clock = Callable[[], datetime]
 
@@ -346,3 +356,59 @@ class JobQueue(Protocol):
         Never raises: a job that cannot be handed over now (Redis unreachable)
         keeps its QUEUED row, and the periodic dispatcher hands it over later.
         """
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token says: whose it is, which session, which version."""
+
+    user_id: UUID
+    session_id: UUID
+    token_version: int
+    jti: str
+
+
+class InvalidToken(Exception):
+    """The token is malformed, expired, forged or not an access token."""
+
+
+class AccessTokens(Protocol):
+    def decode_access(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; raises ``InvalidToken`` otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: User
+    session_active: bool
+
+
+class Identities(Protocol):
+    async def identity(self, user_id: UUID, session_id: UUID) -> Identity | None:
+        """The user behind a token and whether its session stands (one statement)."""
+
+
+# A to-many relation's count for one parent: all its rows, or one holder's (private lists).
+CountKey = tuple[UUID, UUID | None]
+
+
+class BatchReads(Protocol):
+    """The reads behind the per-request DataLoaders: keys in, results in key order, each
+    call one statement. Objects, pages and counts are answered for any type and relation
+    of the read model (``domain/readmodel.py``)."""
+
+    async def objects(self, kind: ObjectType, ids: Sequence[UUID]) -> list[Any | None]: ...
+
+    async def pages(self, children: Children, keys: Sequence[ChildPageKey]) -> list[Page[Any]]: ...
+
+    async def counts(self, children: Children, keys: Sequence[CountKey]) -> list[int]: ...
+
+    async def market_page(
+        self, where: MarketFilter, order: MarketOrder, page: PageRequest
+    ) -> Page[Market]: ...
+
+    async def market_count(self, where: MarketFilter) -> int: ...
+
+    async def price_history(self, keys: Sequence[HistoryKey]) -> list[list[PriceBucket]]: ...
+
+    async def jobs_by_ids(self, ids: Sequence[UUID]) -> list[Job | None]: ...

@@ -17,8 +17,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from uuid import UUID
 
-from domain.policy import POSITIONS, PRIVATE_FIELDS, Visibility
+from domain.policy import POSITIONS, PRIVATE_FIELDS, Actor, Visibility
 from domain.reads import MarketOrder, MarketSortField
 
 
@@ -141,6 +142,9 @@ def market_sort(order: MarketOrder) -> Sort:
 MARKETS_BY_CREATOR = Sort("creator-markets:created_at:desc", "created_at", True, "datetime")
 POSITIONS_BY_MARKET = Sort("positions:created_at:asc", "created_at", False, "datetime")
 POSITIONS_BY_USER = Sort("user-positions:created_at:asc", "created_at", False, "datetime")
+TRADES_BY_MARKET = Sort("market-trades:created_at:desc", "created_at", True, "datetime")
+TRADES_BY_USER = Sort("user-trades:created_at:desc", "created_at", True, "datetime")
+LEDGER_BY_USER = Sort("user-ledger:created_at:desc", "created_at", True, "datetime")
 
 MARKET = ObjectType(
     "Market",
@@ -168,6 +172,10 @@ MARKET = ObjectType(
             visibility=POSITIONS,
             owner="user_id",
         ),
+        # Trades are holdings' history: as private as the positions.
+        "trades": Children(
+            "Trade", "market_id", TRADES_BY_MARKET, visibility=POSITIONS, owner="user_id"
+        ),
     },
 )
 
@@ -192,6 +200,23 @@ USER = ObjectType(
             owner="user_id",
             hidden_list=True,
         ),
+        "trades": Children(
+            "Trade",
+            "user_id",
+            TRADES_BY_USER,
+            visibility=POSITIONS,
+            owner="user_id",
+            hidden_list=True,
+        ),
+        # The entries the balance adds up to: as private as the balance.
+        "ledger": Children(
+            "LedgerEntry",
+            "user_id",
+            LEDGER_BY_USER,
+            visibility=PRIVATE_FIELDS,
+            owner="user_id",
+            hidden_list=True,
+        ),
     },
 )
 
@@ -204,6 +229,8 @@ POSITION = ObjectType(
         "shares": Column("shares", Shown.MONEY),
         "cost_basis": Column("cost_basis", Shown.MONEY),
         "created_at": Column("created_at", Shown.DATETIME),
+        "settled_at": Column("settled_at", Shown.DATETIME),
+        "payout": Column("settled_amount", Shown.MONEY),
         "market": Reference("Market", "market_id"),
         "user": Reference("User", "user_id"),
     },
@@ -211,4 +238,89 @@ POSITION = ObjectType(
     owner="user_id",
 )
 
-TYPES: Mapping[str, ObjectType] = {t.name: t for t in (MARKET, USER, POSITION)}
+TRADE = ObjectType(
+    "Trade",
+    "trades",
+    {
+        "id": GlobalId(),
+        "side": Column("side", Shown.ENUM),
+        "outcome": Column("outcome", Shown.ENUM),
+        "shares": Column("shares", Shown.MONEY),
+        "amount": Column("amount", Shown.MONEY),
+        "price_before": Column("price_before", Shown.MONEY),
+        "price_after": Column("price_after", Shown.MONEY),
+        "created_at": Column("created_at", Shown.DATETIME),
+        "market": Reference("Market", "market_id"),
+        "user": Reference("User", "user_id"),
+    },
+    visibility=POSITIONS,
+    owner="user_id",
+)
+
+LEDGER_ENTRY = ObjectType(
+    "LedgerEntry",
+    "ledger_entries",
+    {
+        "id": GlobalId(),
+        "amount": Column("amount", Shown.MONEY),
+        "kind": Column("kind", Shown.ENUM),
+        "created_at": Column("created_at", Shown.DATETIME),
+        # Null for entries of no trade (grants) or no market.
+        "trade": Reference("Trade", "trade_id"),
+        "market": Reference("Market", "market_id"),
+    },
+    visibility=PRIVATE_FIELDS,
+    owner="user_id",
+)
+
+TYPES: Mapping[str, ObjectType] = {t.name: t for t in (MARKET, USER, POSITION, TRADE, LEDGER_ENTRY)}
+
+
+def relation(kind: ObjectType, name: str) -> Children:
+    """The to-many relation ``name`` of ``kind``."""
+    found = kind.fields[name]
+    if not isinstance(found, Children):
+        raise TypeError(f"{kind.name}.{name} is not a to-many relation")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ListScope:
+    """What one viewer sees of one parent's list (``Children``).
+
+    ``hidden``: the whole list is null. ``holder``: only that user's rows. ``empty``:
+    nothing at all (an anonymous viewer of a list kept to its owners).
+    """
+
+    hidden: bool = False
+    holder: UUID | None = None
+    empty: bool = False
+
+
+EVERYTHING = ListScope()
+
+
+def list_scope(
+    children: Children, actor: Actor | None, parent_id: UUID, public: frozenset[str]
+) -> ListScope:
+    """Who sees which rows of a to-many relation: the one rule for positions, trades and
+    ledgers on the resolver path, which the compiler renders as SQL for the other."""
+    rule = children.visibility
+    if rule is None or rule.sees_all(actor, rule.name in public):
+        return EVERYTHING
+    if children.hidden_list:
+        # The parent owns the whole list (a user's positions): all of it, or nothing.
+        return EVERYTHING if actor is not None and actor.user_id == parent_id else ListScope(True)
+    if actor is None:
+        return ListScope(empty=True)
+    return ListScope(holder=actor.user_id)
+
+
+def row_visible(
+    kind: ObjectType, actor: Actor | None, owner_id: UUID | None, public: frozenset[str]
+) -> bool:
+    """Whether the viewer may see a row of ``kind`` owned by ``owner_id`` (``node``)."""
+    rule = kind.visibility
+    if rule is None or owner_id is None:
+        return True
+    return rule.allows(actor, owner_id, rule.name in public)

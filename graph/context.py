@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from domain.policy import Actor
-from domain.ports import Budgets
+from domain.policy import POSITIONS, Actor
+from domain.ports import AccessClaims, BatchReads, Budgets, Identities
 from domain.services.admin import AdminService
 from domain.services.jobs import JobRunner
 from domain.services.lifecycle import MarketLifecycle
@@ -19,9 +19,6 @@ from domain.services.users import UserService
 from graph.budgets import UNLIMITED, Allowance
 from graph.errors import unauthenticated
 from graph.loaders import Loaders
-from infra.db.identity import IdentityReader
-from infra.db.readers import Readers
-from infra.tokens import AccessClaims
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +29,19 @@ class Services:
     sessions: SessionService
     markets: MarketService
     admin: AdminService
-    readers: Readers
-    identities: IdentityReader
+    readers: BatchReads
+    identities: Identities
     trading: TradingService
     lifecycle: MarketLifecycle
     jobs: JobRunner
     positions_public: bool = True
     # Cost budgets; None when RATE_LIMITS=off.
     budgets: Budgets | None = None
+
+    @property
+    def public_rules(self) -> frozenset[str]:
+        """The visibility rules this deployment made public (``POSITIONS_PUBLIC``)."""
+        return frozenset({POSITIONS.name}) if self.positions_public else frozenset()
 
 
 @dataclass
@@ -84,7 +86,7 @@ class Context:
         ):
             raise unauthenticated("The access token is no longer valid; sign in again.")
         # The viewer's row is loaded now; later `viewer`/`user` reads of it need no query.
-        self.loaders.user_by_id.prime(identity.user.id, identity.user)
+        self.loaders.know_user(identity.user)
         return Actor(
             user_id=identity.user.id, role=identity.user.role, session_id=claims.session_id
         )

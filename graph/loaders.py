@@ -1,8 +1,11 @@
-"""DataLoaders, one per access path, built fresh for every request.
+"""DataLoaders, one per access path, built fresh for every request and only when used.
 
-A loader caches what it loaded for the rest of its request only; sharing one
-across requests would leak one viewer's data into another's and bind it to
-whichever event loop first used it.
+Access paths come from the read model (``domain/readmodel.py``): objects of a
+type by id, pages of a relation and its counts; plus the price histories and
+jobs. A loader caches what it loaded for the rest of its request only; sharing
+one across requests would leak one viewer's data into another's and bind it to
+whichever event loop first used it. Loaders are made on first use, because most
+requests (every compiled one) use none.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from uuid import UUID
 from aiodataloader import DataLoader
 
 from domain.entities import Job, LedgerEntry, Market, Position, Trade, User
-from domain.reads import ChildPageKey, Page
-from infra.db.readers import Readers
+from domain.ports import BatchReads, CountKey
+from domain.readmodel import LEDGER_ENTRY, MARKET, POSITION, TRADE, USER, Children, ObjectType
+from domain.reads import ChildPageKey, HistoryKey, Page, PriceBucket
 
 K = TypeVar("K")
 V = TypeVar("V")
-T = TypeVar("T")
 
 
 class _SharedLoader(DataLoader):  # type: ignore[type-arg]
@@ -46,54 +49,101 @@ def _loader(batch: Callable[[Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K,
 
 
 class Loaders:
-    def __init__(self, readers: Readers) -> None:
-        self.user_by_id = _loader(readers.users_by_ids)
-        self.market_by_id = _loader(readers.markets_by_ids)
-        self.position_by_id = _loader(readers.positions_by_ids)
-        self.positions_by_market = _loader(readers.positions_by_market)
-        self.positions_by_user = _loader(readers.positions_by_user)
-        self.markets_by_creator = _loader(readers.markets_by_creator)
-        self.position_count_by_market = _loader(readers.position_count_by_market)
-        self.position_count_by_market_holder = _loader(readers.position_count_by_market_holder)
-        self.position_count_by_user = _loader(readers.position_count_by_user)
-        self.market_count_by_creator = _loader(readers.market_count_by_creator)
-        self.trade_by_id = _loader(readers.trades_by_ids)
-        self.ledger_entry_by_id = _loader(readers.ledger_entries_by_ids)
-        self.job_by_id = _loader(readers.jobs_by_ids)
-        self.trades_by_market = _loader(readers.trades_by_market)
-        self.trades_by_user = _loader(readers.trades_by_user)
-        self.ledger_by_user = _loader(readers.ledger_by_user)
-        self.trade_count_by_market = _loader(readers.trade_count_by_market)
-        self.trade_count_by_market_holder = _loader(readers.trade_count_by_market_holder)
-        self.trade_count_by_user = _loader(readers.trade_count_by_user)
-        self.ledger_count_by_user = _loader(readers.ledger_count_by_user)
-        self.price_history = _loader(readers.price_history)
+    def __init__(self, reads: BatchReads) -> None:
+        self._reads = reads
+        self._objects: dict[str, DataLoader[UUID, Any]] = {}
+        self._pages: dict[Children, DataLoader[ChildPageKey, Page[Any]]] = {}
+        self._counts: dict[Children, DataLoader[CountKey, int]] = {}
+        self._histories: DataLoader[HistoryKey, list[PriceBucket]] | None = None
+        self._jobs: DataLoader[UUID, Job | None] | None = None
+
+    # --- access paths ----------------------------------------------------------------------
+
+    def objects(self, kind: ObjectType) -> DataLoader[UUID, Any]:
+        loader = self._objects.get(kind.name)
+        if loader is None:
+            reads = self._reads
+
+            async def batch(ids: Sequence[UUID]) -> list[Any]:
+                return await reads.objects(kind, ids)
+
+            loader = self._objects[kind.name] = _loader(batch)
+        return loader
+
+    def pages(self, children: Children) -> DataLoader[ChildPageKey, Page[Any]]:
+        loader = self._pages.get(children)
+        if loader is None:
+            reads = self._reads
+
+            async def batch(keys: Sequence[ChildPageKey]) -> list[Page[Any]]:
+                return await reads.pages(children, keys)
+
+            loader = self._pages[children] = _loader(batch)
+        return loader
+
+    def counts(self, children: Children) -> DataLoader[CountKey, int]:
+        loader = self._counts.get(children)
+        if loader is None:
+            reads = self._reads
+
+            async def batch(keys: Sequence[CountKey]) -> list[int]:
+                return await reads.counts(children, keys)
+
+            loader = self._counts[children] = _loader(batch)
+        return loader
+
+    @property
+    def price_history(self) -> DataLoader[HistoryKey, list[PriceBucket]]:
+        if self._histories is None:
+            self._histories = _loader(self._reads.price_history)
+        return self._histories
+
+    # --- the usual questions ---------------------------------------------------------------
 
     async def user(self, user_id: UUID) -> User | None:
-        return await self.user_by_id.load(user_id)
+        found: User | None = await self.objects(USER).load(user_id)
+        return found
+
+    async def users(self, ids: Sequence[UUID]) -> list[User | None]:
+        found: list[User | None] = await self.objects(USER).load_many(list(ids))
+        return found
 
     async def market(self, market_id: UUID) -> Market | None:
-        return await self.market_by_id.load(market_id)
+        found: Market | None = await self.objects(MARKET).load(market_id)
+        return found
+
+    async def markets(self, ids: Sequence[UUID]) -> list[Market | None]:
+        found: list[Market | None] = await self.objects(MARKET).load_many(list(ids))
+        return found
 
     async def position(self, position_id: UUID) -> Position | None:
-        return await self.position_by_id.load(position_id)
+        found: Position | None = await self.objects(POSITION).load(position_id)
+        return found
 
     async def trade(self, trade_id: UUID) -> Trade | None:
-        return await self.trade_by_id.load(trade_id)
+        found: Trade | None = await self.objects(TRADE).load(trade_id)
+        return found
 
     async def ledger_entry(self, entry_id: UUID) -> LedgerEntry | None:
-        return await self.ledger_entry_by_id.load(entry_id)
+        found: LedgerEntry | None = await self.objects(LEDGER_ENTRY).load(entry_id)
+        return found
 
     async def job(self, job_id: UUID) -> Job | None:
-        return await self.job_by_id.load(job_id)
+        if self._jobs is None:
+            self._jobs = _loader(self._reads.jobs_by_ids)
+        return await self._jobs.load(job_id)
 
-    @staticmethod
-    async def page(loader: DataLoader[ChildPageKey, Page[T]], key: ChildPageKey) -> Page[T]:
-        return await loader.load(key)
+    async def page(self, children: Children, key: ChildPageKey) -> Page[Any]:
+        return await self.pages(children).load(key)
 
-    @staticmethod
-    async def count(loader: DataLoader[UUID, int], parent_id: UUID) -> int:
-        return await loader.load(parent_id)
+    async def count(self, children: Children, key: CountKey) -> int:
+        return await self.counts(children).load(key)
+
+    # --- what this request knows already ---------------------------------------------------
+
+    def know_user(self, user: User) -> None:
+        """The viewer's row, loaded at authentication: later reads of it need no query."""
+        _replace(self.objects(USER), user.id, user)
 
     def traded(self, user: User, market: Market, position: Position) -> None:
         """A trade just committed: what this request loaded before it is stale.
@@ -102,28 +152,14 @@ class Loaders:
         been read earlier in the document; the committed values replace them, and
         the lists and counts a trade changes are forgotten.
         """
-        for loader, key, value in (
-            (self.user_by_id, user.id, user),
-            (self.market_by_id, market.id, market),
-            (self.position_by_id, position.id, position),
-        ):
-            _replace(loader, key, value)
-        for stale in (
-            self.positions_by_market,
-            self.positions_by_user,
-            self.position_count_by_market,
-            self.position_count_by_market_holder,
-            self.position_count_by_user,
-            self.trades_by_market,
-            self.trades_by_user,
-            self.trade_count_by_market,
-            self.trade_count_by_market_holder,
-            self.trade_count_by_user,
-            self.ledger_by_user,
-            self.ledger_count_by_user,
-            self.price_history,
-        ):
-            stale.clear_all()
+        _replace(self.objects(USER), user.id, user)
+        _replace(self.objects(MARKET), market.id, market)
+        _replace(self.objects(POSITION), position.id, position)
+        stale: list[DataLoader[Any, Any]] = [*self._pages.values(), *self._counts.values()]
+        for loader in stale:
+            loader.clear_all()
+        if self._histories is not None:
+            self._histories.clear_all()
 
 
 def _replace(loader: DataLoader[Any, Any], key: Hashable, value: object) -> None:

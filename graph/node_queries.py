@@ -6,13 +6,15 @@ They build the same types as every other path, so the same field rules apply.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from uuid import UUID
 
 import strawberry
 from strawberry.types import Info
 
-from domain.policy import Permission, has_permission, may_read_positions, may_read_private
+from domain.policy import Permission, has_permission
+from domain.readmodel import TYPES, row_visible
 from graph.context import Context
 from graph.errors import bad_input
 from graph.ids import from_global_id
@@ -28,42 +30,30 @@ MAX_IDS = 100
 
 async def _resolve(context: Context, type_name: str, ident: UUID) -> Node | None:
     loaders = context.loaders
-    if type_name == "Market":
-        market = await loaders.market(ident)
-        return None if market is None else MarketType.from_entity(market)
-    if type_name == "User":
-        user = await loaders.user(ident)
-        return None if user is None else UserType.from_entity(user)
-    if type_name == "Trade":
-        trade = await loaders.trade(ident)
-        if trade is None or not await _may_see_holdings(context, trade.user_id):
-            return None
-        return TradeType.from_entity(trade)
-    if type_name == "LedgerEntry":
-        entry = await loaders.ledger_entry(ident)
-        # As private as the balance it adds up to.
-        if entry is None or not may_read_private(await context.actor(), entry.user_id):
-            return None
-        return LedgerEntryType.from_entity(entry)
     if type_name == "Job":
         if not has_permission(await context.actor(), Permission.JOB_READ):
             return None
         job = await loaders.job(ident)
         return None if job is None else JobType.from_entity(job)
-    position = await loaders.position(ident)
-    if position is None:
+    kind = TYPES[type_name]
+    entity = await loaders.objects(kind).load(ident)
+    if entity is None:
         return None
-    # Private positions are as invisible through `node` as through any other path.
-    if not await _may_see_holdings(context, position.user_id):
+    # Private rows (positions and trades when configured private, ledger entries) are as
+    # invisible through `node` as through any other path: the read model's one rule.
+    owner = getattr(entity, kind.owner) if kind.owner else None
+    if not row_visible(kind, await context.actor(), owner, context.services.public_rules):
         return None
-    return PositionType.from_entity(position)
+    return _BUILD[type_name](entity)
 
 
-async def _may_see_holdings(context: Context, holder_id: UUID) -> bool:
-    """Positions and trades: public, or (configured private) the holder's and admins'."""
-    return context.services.positions_public or may_read_positions(
-        await context.actor(), holder_id, positions_public=False
-    )
+_BUILD: dict[str, Callable[[Any], Node]] = {
+    "Market": MarketType.from_entity,
+    "User": UserType.from_entity,
+    "Position": PositionType.from_entity,
+    "Trade": TradeType.from_entity,
+    "LedgerEntry": LedgerEntryType.from_entity,
+}
 
 
 def parse_node_id(value: str, argument: str) -> tuple[str, UUID]:

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import jwt
 
 from domain.entities import User
-from domain.ports import AccessToken, Clock
+from domain.ports import AccessClaims, AccessToken, Clock, InvalidToken
 
 ALGORITHM = "HS256"
 ACCESS = "access"
 LEEWAY_SECONDS = 10
 _REQUIRED = ["exp", "iat", "nbf", "sub", "iss", "aud", "jti", "typ", "sid", "ver"]
-
-
-class InvalidToken(Exception):
-    """The token is malformed, expired, forged or not an access token."""
-
-
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    user_id: UUID
-    session_id: UUID
-    token_version: int
-    jti: str
 
 
 class JwtTokens:
@@ -101,3 +88,6 @@ class JwtTokens:
             )
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise InvalidToken(str(error)) from None
+
+
+__all__ = ["AccessClaims", "InvalidToken", "JwtTokens"]

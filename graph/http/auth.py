@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
+from domain.ports import AccessClaims, InvalidToken
 from graph.context import Context
 from graph.errors import ApiError, ErrorCode
 from graph.http.protocol import RequestFailed
-from infra.tokens import AccessClaims, InvalidToken
 
 _CHALLENGE = 'Bearer realm="marketgraph"'
 _INVALID = 'Bearer realm="marketgraph", error="invalid_token"'

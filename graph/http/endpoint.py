@@ -30,7 +30,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from domain.ports import CompiledReads
+from domain.ports import AccessClaims, CompiledReads
 from graph.analysis import (
     OperationFigures,
     PageSizeOutOfRange,
@@ -58,7 +58,6 @@ from graph.http.protocol import (
     read_request,
 )
 from graph.loaders import Loaders
-from infra.tokens import AccessClaims
 
 log = structlog.get_logger("marketgraph.http")
 

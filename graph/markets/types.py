@@ -12,14 +12,15 @@ import strawberry
 from strawberry.types import Info
 
 from domain.entities import Market, Position, Trade
-from domain.policy import Permission, has_permission
-from domain.reads import ChildPageKey, HistoryKey, Page
+from domain.readmodel import MARKET
+from domain.reads import HistoryKey, Page
+from graph.connections import child_connection
 from graph.context import Context
 from graph.enums import MarketStatus, Outcome, PriceInterval
 from graph.errors import bad_input
 from graph.ids import to_global_id
 from graph.node import Node
-from graph.pagination import Connection, connection, page_request
+from graph.pagination import Connection
 from graph.selection import items_select
 from graph.users.loading import load_user
 
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
     from graph.trading.types import PricePointType, TradeType
     from graph.users.types import UserType
 
-POSITIONS_SORT = "positions:created_at:asc"
-EMPTY_PAGE: Page[Position] = Page(items=[], has_next=False, has_previous=False)
-NO_TRADES: Page[Trade] = Page(items=[], has_next=False, has_previous=False)
 INTERVAL_SECONDS = {
     PriceInterval.MINUTE: 60,
     PriceInterval.FIVE_MINUTES: 300,
@@ -48,26 +46,9 @@ async def market_nodes(
 
     if not markets or not items_select(info, "creator"):
         return MarketType.from_entity
-    loaded = await info.context.loaders.user_by_id.load_many([m.creator_id for m in markets])
+    loaded = await info.context.loaders.users([m.creator_id for m in markets])
     creators = {user.id: UserType.from_entity(user) for user in loaded if user is not None}
     return lambda market: MarketType.from_entity(market, creators.get(market.creator_id))
-
-
-async def _position_nodes(
-    info: Info[Context, None], page: Page[Position], market: Market
-) -> Callable[[Position], PositionType]:
-    """How to build the page's positions: in this market, with their users fetched ahead
-    when asked for.
-
-    The users still come through the ``user_by_id`` loader, so the pages of all
-    markets share one batch; what is saved is a resolver coroutine per position.
-    """
-    from graph.positions.types import PositionType
-
-    holders = await _users_ahead(info, [position.user_id for _, position in page.items])
-    return lambda position: PositionType.from_entity(
-        position, holders.get(position.user_id), market
-    )
 
 
 async def _users_ahead(info: Info[Context, None], ids: list[UUID]) -> dict[UUID, UserType]:
@@ -76,12 +57,8 @@ async def _users_ahead(info: Info[Context, None], ids: list[UUID]) -> dict[UUID,
 
     if not ids or not items_select(info, "user"):
         return {}
-    loaded = await info.context.loaders.user_by_id.load_many(ids)
+    loaded = await info.context.loaders.users(ids)
     return {user.id: UserType.from_entity(user) for user in loaded if user is not None}
-
-
-async def _zero() -> int:
-    return 0
 
 
 @strawberry.type(
@@ -162,32 +139,19 @@ class MarketType(Node):
     ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]]:
         from graph.positions.types import PositionType
 
-        request = page_request(POSITIONS_SORT, "datetime", first, after)
-        context = info.context
-        loaders = context.loaders
-        if context.services.positions_public or has_permission(
-            actor := await context.actor(), Permission.USER_READ_PRIVATE
-        ):
-            key = ChildPageKey(self.market_id, request.size, request.after)
-            page = await loaders.page(loaders.positions_by_market, key)
-            return connection(
-                page,
-                POSITIONS_SORT,
-                await _position_nodes(info, page, self.source),
-                lambda: loaders.count(loaders.position_count_by_market, self.market_id),
+        async def nodes(page: Page[Position]) -> Callable[[Position], PositionType]:
+            # The users come through the user loader, so the pages of all markets share
+            # one batch; what is saved is a resolver coroutine per position.
+            holders = await _users_ahead(info, [position.user_id for _, position in page.items])
+            return lambda position: PositionType.from_entity(
+                position, holders.get(position.user_id), self.source
             )
-        if actor is None:
-            return connection(EMPTY_PAGE, POSITIONS_SORT, PositionType.from_entity, _zero)
-        # Private positions: others see only their own holdings in this market.
-        holder = actor.user_id
-        key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
-        page = await loaders.page(loaders.positions_by_market, key)
-        return connection(
-            page,
-            POSITIONS_SORT,
-            await _position_nodes(info, page, self.source),
-            lambda: loaders.position_count_by_market_holder.load((self.market_id, holder)),
+
+        found = await child_connection(
+            info, MARKET, "positions", self.market_id, first, after, nodes
         )
+        assert found is not None, "a market's positions are never hidden as a whole"
+        return found
 
     @strawberry.field(
         description="Trades in this market, newest first. Where positions are configured"
@@ -203,43 +167,16 @@ class MarketType(Node):
             str | None, strawberry.argument(description="Start after this cursor.")
         ] = None,
     ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]]:
-        from graph.trading.types import MARKET_TRADES_SORT, TradeType
-
-        request = page_request(MARKET_TRADES_SORT, "datetime", first, after)
-        context = info.context
-        loaders = context.loaders
-        if context.services.positions_public or has_permission(
-            actor := await context.actor(), Permission.USER_READ_PRIVATE
-        ):
-            key = ChildPageKey(self.market_id, request.size, request.after)
-            page = await loaders.page(loaders.trades_by_market, key)
-            return connection(
-                page,
-                MARKET_TRADES_SORT,
-                await self._trade_nodes(info, page),
-                lambda: loaders.count(loaders.trade_count_by_market, self.market_id),
-            )
-        if actor is None:
-            return connection(NO_TRADES, MARKET_TRADES_SORT, TradeType.from_entity, _zero)
-        holder = actor.user_id
-        key = ChildPageKey(self.market_id, request.size, request.after, holder=holder)
-        page = await loaders.page(loaders.trades_by_market, key)
-        return connection(
-            page,
-            MARKET_TRADES_SORT,
-            await self._trade_nodes(info, page),
-            lambda: loaders.trade_count_by_market_holder.load((self.market_id, holder)),
-        )
-
-    async def _trade_nodes(
-        self, info: Info[Context, None], page: Page[Trade]
-    ) -> Callable[[Trade], TradeType]:
-        """The page's trades, in this market, with their traders fetched ahead if asked for."""
         from graph.trading.types import TradeType
 
-        traders = await _users_ahead(info, [trade.user_id for _, trade in page.items])
-        market = self.source
-        return lambda trade: TradeType.from_entity(trade, traders.get(trade.user_id), market)
+        async def nodes(page: Page[Trade]) -> Callable[[Trade], TradeType]:
+            traders = await _users_ahead(info, [trade.user_id for _, trade in page.items])
+            market = self.source
+            return lambda trade: TradeType.from_entity(trade, traders.get(trade.user_id), market)
+
+        found = await child_connection(info, MARKET, "trades", self.market_id, first, after, nodes)
+        assert found is not None, "a market's trades are never hidden as a whole"
+        return found
 
     @strawberry.field(
         description="The YES price over time, in buckets computed from the trades (buckets"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
@@ -10,24 +11,23 @@ from uuid import UUID
 import strawberry
 from strawberry.types import Info
 
-from domain.entities import Market, User
+from domain.entities import LedgerEntry, Market, Position, Trade, User
 from domain.entities import Role as DomainRole
-from domain.policy import ROLE_PERMISSIONS, may_read_positions, may_read_private
-from domain.reads import ChildPageKey
+from domain.policy import ROLE_PERMISSIONS, may_read_private
+from domain.readmodel import USER
+from domain.reads import Page
+from graph.connections import child_connection
 from graph.context import Context
 from graph.enums import Role
 from graph.ids import to_global_id
 from graph.node import Node
-from graph.pagination import Connection, connection, page_request
+from graph.pagination import Connection
 from graph.selection import items_select
 
 if TYPE_CHECKING:
     from graph.markets.types import MarketType
     from graph.positions.types import PositionType
     from graph.trading.types import LedgerEntryType, TradeType
-
-MARKETS_SORT = "creator-markets:created_at:desc"
-POSITIONS_SORT = "user-positions:created_at:asc"
 
 PageSize = Annotated[
     int | None, strawberry.argument(description="Page size, 1 to 100 (default 20).")
@@ -102,16 +102,12 @@ class UserType(Node):
     ) -> Connection[Annotated[MarketType, strawberry.lazy("graph.markets.types")]]:
         from graph.markets.types import market_nodes
 
-        request = page_request(MARKETS_SORT, "datetime", first, after)
-        loaders = info.context.loaders
-        key = ChildPageKey(self.user_id, request.size, request.after)
-        page = await loaders.page(loaders.markets_by_creator, key)
-        return connection(
-            page,
-            MARKETS_SORT,
-            await market_nodes(info, [market for _, market in page.items]),
-            lambda: loaders.count(loaders.market_count_by_creator, self.user_id),
-        )
+        async def nodes(page: Page[Market]) -> Callable[[Market], MarketType]:
+            return await market_nodes(info, [market for _, market in page.items])
+
+        found = await child_connection(info, USER, "markets", self.user_id, first, after, nodes)
+        assert found is not None, "the markets a user created are public"
+        return found
 
     @strawberry.field(
         description="What this user holds, oldest first. Where positions are configured"
@@ -122,30 +118,19 @@ class UserType(Node):
     ) -> Connection[Annotated[PositionType, strawberry.lazy("graph.positions.types")]] | None:
         from graph.positions.types import PositionType
 
-        context = info.context
-        if not context.services.positions_public and not may_read_positions(
-            await context.actor(), self.user_id, positions_public=False
-        ):
-            return None
-        request = page_request(POSITIONS_SORT, "datetime", first, after)
-        loaders = context.loaders
-        key = ChildPageKey(self.user_id, request.size, request.after)
-        page = await loaders.page(loaders.positions_by_user, key)
-        markets: dict[UUID, Market] = {}
-        if page.items and any(
-            items_select(info, field) for field in ("market", "currentValue", "unrealizedPnl")
-        ):
-            # One batch for the page's markets, rather than a resolver coroutine each.
-            loaded = await loaders.market_by_id.load_many([p.market_id for _, p in page.items])
-            markets = {market.id: market for market in loaded if market is not None}
-        return connection(
-            page,
-            POSITIONS_SORT,
-            lambda position: PositionType.from_entity(
+        async def nodes(page: Page[Position]) -> Callable[[Position], PositionType]:
+            markets: dict[UUID, Market] = {}
+            if page.items and any(
+                items_select(info, field) for field in ("market", "currentValue", "unrealizedPnl")
+            ):
+                # One batch for the page's markets, rather than a resolver coroutine each.
+                loaded = await info.context.loaders.markets([p.market_id for _, p in page.items])
+                markets = {market.id: market for market in loaded if market is not None}
+            return lambda position: PositionType.from_entity(
                 position, self, markets.get(position.market_id)
-            ),
-            lambda: loaders.count(loaders.position_count_by_user, self.user_id),
-        )
+            )
+
+        return await child_connection(info, USER, "positions", self.user_id, first, after, nodes)
 
     @strawberry.field(
         description="This user's trades, newest first. Where positions are configured private:"
@@ -154,22 +139,12 @@ class UserType(Node):
     async def trades(
         self, info: Info[Context, None], first: PageSize = None, after: After = None
     ) -> Connection[Annotated[TradeType, strawberry.lazy("graph.trading.types")]] | None:
-        from graph.trading.types import USER_TRADES_SORT, TradeType
+        from graph.trading.types import TradeType
 
-        context = info.context
-        if not context.services.positions_public and not may_read_positions(
-            await context.actor(), self.user_id, positions_public=False
-        ):
-            return None
-        request = page_request(USER_TRADES_SORT, "datetime", first, after)
-        loaders = context.loaders
-        key = ChildPageKey(self.user_id, request.size, request.after)
-        return connection(
-            await loaders.page(loaders.trades_by_user, key),
-            USER_TRADES_SORT,
-            lambda trade: TradeType.from_entity(trade, self),
-            lambda: loaders.count(loaders.trade_count_by_user, self.user_id),
-        )
+        async def nodes(_page: Page[Trade]) -> Callable[[Trade], TradeType]:
+            return lambda trade: TradeType.from_entity(trade, self)
+
+        return await child_connection(info, USER, "trades", self.user_id, first, after, nodes)
 
     @strawberry.field(
         description="Every change of this user's balance, newest first; `balance` is their"
@@ -178,16 +153,9 @@ class UserType(Node):
     async def ledger(
         self, info: Info[Context, None], first: PageSize = None, after: After = None
     ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("graph.trading.types")]] | None:
-        from graph.trading.types import LEDGER_SORT, LedgerEntryType
+        from graph.trading.types import LedgerEntryType
 
-        if not may_read_private(await info.context.actor(), self.user_id):
-            return None
-        request = page_request(LEDGER_SORT, "datetime", first, after)
-        loaders = info.context.loaders
-        key = ChildPageKey(self.user_id, request.size, request.after)
-        return connection(
-            await loaders.page(loaders.ledger_by_user, key),
-            LEDGER_SORT,
-            LedgerEntryType.from_entity,
-            lambda: loaders.count(loaders.ledger_count_by_user, self.user_id),
-        )
+        async def nodes(_page: Page[LedgerEntry]) -> Callable[[LedgerEntry], LedgerEntryType]:
+            return LedgerEntryType.from_entity
+
+        return await child_connection(info, USER, "ledger", self.user_id, first, after, nodes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -10,15 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import User
-from domain.ports import Clock
+from domain.ports import Clock, Identity
 from infra.db.models import sessions, users
 from infra.db.rows import USER_COLUMNS
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    user: User
-    session_active: bool
 
 
 class IdentityReader:

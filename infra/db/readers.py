@@ -1,9 +1,13 @@
 """Batch readers behind the DataLoaders: keys in, results in key order.
 
+Objects by id, pages of a to-many relation and its counts are read for any type
+and relation of the read model (``domain/readmodel.py``): the table, the parent
+key, the sort and the holder column all come from its declaration, so adding a
+relation there is all it takes to read it here.
+
 Each call opens its own short autocommit connection, because sibling fields
 resolve concurrently and one shared connection would be used by two tasks at
-once. Every call is exactly one SQL statement, selecting only the columns the
-GraphQL types need.
+once. Every call is exactly one SQL statement per distinct page request.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.entities import Job, LedgerEntry, Market, Position, Trade, User
+from domain.entities import Job, Market
+from domain.ports import CountKey
+from domain.readmodel import Children, ObjectType
 from domain.reads import (
     ChildPageKey,
     HistoryKey,
@@ -29,25 +36,16 @@ from domain.reads import (
     PageRequest,
     PriceBucket,
 )
-from infra.db.models import ledger_entries, markets, positions, trades
+from infra.db.models import markets
 from infra.db.price_history import price_history
 from infra.db.rows import (
+    ENTITY_ROWS,
     JOB_COLUMNS,
-    LEDGER_COLUMNS,
     MARKET_COLUMNS,
-    POSITION_COLUMNS,
-    TRADE_COLUMNS,
-    USER_COLUMNS,
     AnyRow,
     to_job,
-    to_ledger_entry,
     to_market,
-    to_position,
-    to_trade,
-    to_user,
 )
-
-T = TypeVar("T")
 
 _MARKET_SORT = {
     MarketSortField.VOLUME: markets.c.volume,
@@ -56,7 +54,6 @@ _MARKET_SORT = {
     MarketSortField.NAME: markets.c.name,
 }
 
-
 __all__ = ["ChildPageKey", "Readers"]
 
 
@@ -64,44 +61,30 @@ __all__ = ["ChildPageKey", "Readers"]
 class _Children:
     """How to page through the children of many parents in one statement."""
 
-    table: sa.Table
     parent: sa.Column[Any]
     columns: tuple[sa.Column[Any], ...]
     order: sa.Column[Any]
     descending: bool
     to_entity: Callable[[AnyRow], Any]
-    holder: sa.Column[Any] | None = None
+    holder: sa.Column[Any] | None
 
 
-_POSITIONS_BY_MARKET = _Children(
-    positions,
-    positions.c.market_id,
-    POSITION_COLUMNS,
-    positions.c.created_at,
-    False,
-    to_position,
-    positions.c.user_id,
-)
-_POSITIONS_BY_USER = _Children(
-    positions, positions.c.user_id, POSITION_COLUMNS, positions.c.created_at, False, to_position
-)
-_MARKETS_BY_CREATOR = _Children(
-    markets, markets.c.creator_id, MARKET_COLUMNS, markets.c.created_at, True, to_market
-)
-_TRADES_BY_MARKET = _Children(
-    trades, trades.c.market_id, TRADE_COLUMNS, trades.c.created_at, True, to_trade, trades.c.user_id
-)
-_TRADES_BY_USER = _Children(
-    trades, trades.c.user_id, TRADE_COLUMNS, trades.c.created_at, True, to_trade
-)
-_LEDGER_BY_USER = _Children(
-    ledger_entries,
-    ledger_entries.c.user_id,
-    LEDGER_COLUMNS,
-    ledger_entries.c.created_at,
-    True,
-    to_ledger_entry,
-)
+@cache
+def _children(children: Children) -> _Children:
+    """The read model's relation, in tables and columns."""
+    rows = ENTITY_ROWS[children.target]
+    table = rows.columns[0].table
+    holder = None
+    if children.owner is not None and not children.hidden_list:
+        holder = table.c[children.owner]
+    return _Children(
+        parent=table.c[children.parent_key],
+        columns=rows.columns,
+        order=table.c[children.sort.column],
+        descending=children.sort.descending,
+        to_entity=rows.to_entity,
+        holder=holder,
+    )
 
 
 def _after(
@@ -123,6 +106,8 @@ def _sorted(
 
 
 class Readers:
+    """``domain.ports.BatchReads`` on the database."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
@@ -131,34 +116,42 @@ class Readers:
             rows: Sequence[AnyRow] = (await conn.execute(stmt)).all()
             return rows
 
+    async def objects(self, kind: ObjectType, ids: Sequence[UUID]) -> list[Any | None]:
+        rows = ENTITY_ROWS[kind.name]
+        return await self._by_ids(ids, rows.columns, rows.to_entity)
+
     async def _by_ids(
         self,
         ids: Sequence[UUID],
         columns: tuple[sa.Column[Any], ...],
-        to_entity: Callable[[AnyRow], T],
-    ) -> list[T | None]:
+        to_entity: Callable[[AnyRow], Any],
+    ) -> list[Any | None]:
         id_col = columns[0]
         rows = await self._rows(sa.select(*columns).where(id_col.in_(set(ids))))
         found = {row[0]: to_entity(row) for row in rows}
         return [found.get(i) for i in ids]
 
-    async def users_by_ids(self, ids: Sequence[UUID]) -> list[User | None]:
-        return await self._by_ids(ids, USER_COLUMNS, to_user)
-
-    async def markets_by_ids(self, ids: Sequence[UUID]) -> list[Market | None]:
-        return await self._by_ids(ids, MARKET_COLUMNS, to_market)
-
-    async def positions_by_ids(self, ids: Sequence[UUID]) -> list[Position | None]:
-        return await self._by_ids(ids, POSITION_COLUMNS, to_position)
-
-    async def trades_by_ids(self, ids: Sequence[UUID]) -> list[Trade | None]:
-        return await self._by_ids(ids, TRADE_COLUMNS, to_trade)
-
-    async def ledger_entries_by_ids(self, ids: Sequence[UUID]) -> list[LedgerEntry | None]:
-        return await self._by_ids(ids, LEDGER_COLUMNS, to_ledger_entry)
-
     async def jobs_by_ids(self, ids: Sequence[UUID]) -> list[Job | None]:
         return await self._by_ids(ids, JOB_COLUMNS, to_job)
+
+    async def pages(self, children: Children, keys: Sequence[ChildPageKey]) -> list[Page[Any]]:
+        return await self._child_pages(_children(children), keys)
+
+    async def counts(self, children: Children, keys: Sequence[CountKey]) -> list[int]:
+        """How many children each parent has (of one holder's, where the key names one)."""
+        spec = _children(children)
+        by_holder: dict[UUID | None, list[UUID]] = defaultdict(list)
+        for parent_id, holder in keys:
+            by_holder[holder].append(parent_id)
+        counts: dict[CountKey, int] = {}
+        for holder, parent_ids in by_holder.items():
+            conditions = []
+            if holder is not None:
+                assert spec.holder is not None, "this kind of child is not filtered by holder"
+                conditions.append(spec.holder == holder)
+            found = await self._counts(spec.parent, parent_ids, *conditions)
+            counts.update(((p, holder), n) for p, n in zip(parent_ids, found, strict=True))
+        return [counts[key] for key in keys]
 
     async def market_page(
         self, where: MarketFilter, order: MarketOrder, page: PageRequest
@@ -187,37 +180,6 @@ class Readers:
         async with self._engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
-    async def positions_by_market(self, keys: Sequence[ChildPageKey]) -> list[Page[Position]]:
-        return await self._child_pages(_POSITIONS_BY_MARKET, keys)
-
-    async def positions_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[Position]]:
-        return await self._child_pages(_POSITIONS_BY_USER, keys)
-
-    async def markets_by_creator(self, keys: Sequence[ChildPageKey]) -> list[Page[Market]]:
-        return await self._child_pages(_MARKETS_BY_CREATOR, keys)
-
-    async def trades_by_market(self, keys: Sequence[ChildPageKey]) -> list[Page[Trade]]:
-        return await self._child_pages(_TRADES_BY_MARKET, keys)
-
-    async def trades_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[Trade]]:
-        return await self._child_pages(_TRADES_BY_USER, keys)
-
-    async def ledger_by_user(self, keys: Sequence[ChildPageKey]) -> list[Page[LedgerEntry]]:
-        return await self._child_pages(_LEDGER_BY_USER, keys)
-
-    async def trade_count_by_market(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(trades.c.market_id, ids)
-
-    async def trade_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(trades.c.user_id, ids)
-
-    async def ledger_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(ledger_entries.c.user_id, ids)
-
-    async def trade_count_by_market_holder(self, keys: Sequence[tuple[UUID, UUID]]) -> list[int]:
-        """Trades per (market, trader): what a market shows when positions are private."""
-        return await self._counts_by_holder(trades.c.market_id, trades.c.user_id, keys)
-
     async def price_history(self, keys: Sequence[HistoryKey]) -> list[list[PriceBucket]]:
         """Buckets of trades per market: one statement per distinct range and interval."""
         groups: dict[tuple[Any, Any, int], list[UUID]] = defaultdict(list)
@@ -229,34 +191,6 @@ class Readers:
             for market_id in market_ids:
                 found[HistoryKey(market_id, start, end, seconds)] = buckets.get(market_id, [])
         return [found[key] for key in keys]
-
-    async def position_count_by_market(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(positions.c.market_id, ids)
-
-    async def position_count_by_user(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(positions.c.user_id, ids)
-
-    async def market_count_by_creator(self, ids: Sequence[UUID]) -> list[int]:
-        return await self._counts(markets.c.creator_id, ids)
-
-    async def position_count_by_market_holder(self, keys: Sequence[tuple[UUID, UUID]]) -> list[int]:
-        """Positions per (market, holder): what a market shows when positions are private."""
-        return await self._counts_by_holder(positions.c.market_id, positions.c.user_id, keys)
-
-    async def _counts_by_holder(
-        self,
-        parent: sa.Column[Any],
-        holder_column: sa.Column[Any],
-        keys: Sequence[tuple[UUID, UUID]],
-    ) -> list[int]:
-        by_holder: dict[UUID, list[UUID]] = defaultdict(list)
-        for parent_id, holder in keys:
-            by_holder[holder].append(parent_id)
-        counts: dict[tuple[UUID, UUID], int] = {}
-        for holder, parent_ids in by_holder.items():
-            found = await self._counts(parent, parent_ids, holder_column == holder)
-            counts.update(((p, holder), n) for p, n in zip(parent_ids, found, strict=True))
-        return [counts[key] for key in keys]
 
     async def _counts(
         self,

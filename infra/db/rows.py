@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,3 +96,21 @@ def to_ledger_entry(row: AnyRow) -> LedgerEntry:
 
 def to_job(row: AnyRow) -> Job:
     return Job(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRows:
+    """How one type of the read model is read: its columns, in the entity's field order."""
+
+    columns: tuple[sa.Column[Any], ...]
+    to_entity: Callable[[AnyRow], Any]
+
+
+# By the read model's type names (domain/readmodel.py); a unit test holds the tables to it.
+ENTITY_ROWS: Mapping[str, EntityRows] = {
+    "User": EntityRows(USER_COLUMNS, to_user),
+    "Market": EntityRows(MARKET_COLUMNS, to_market),
+    "Position": EntityRows(POSITION_COLUMNS, to_position),
+    "Trade": EntityRows(TRADE_COLUMNS, to_trade),
+    "LedgerEntry": EntityRows(LEDGER_COLUMNS, to_ledger_entry),
+}

@@ -45,17 +45,53 @@ USER_SCALARS = (
     "balance",
     "__typename",
 )
-POSITION_SCALARS = ("id", "outcome", "shares", "costBasis", "createdAt", "__typename")
-SCALARS = {"Market": MARKET_SCALARS, "User": USER_SCALARS, "Position": POSITION_SCALARS}
+POSITION_SCALARS = (
+    "id",
+    "outcome",
+    "shares",
+    "costBasis",
+    "createdAt",
+    "settledAt",
+    "payout",
+    "__typename",
+)
+TRADE_SCALARS = (
+    "id",
+    "side",
+    "outcome",
+    "shares",
+    "amount",
+    "priceBefore",
+    "priceAfter",
+    "createdAt",
+    "__typename",
+)
+LEDGER_SCALARS = ("id", "amount", "kind", "createdAt", "__typename")
+SCALARS = {
+    "Market": MARKET_SCALARS,
+    "User": USER_SCALARS,
+    "Position": POSITION_SCALARS,
+    "Trade": TRADE_SCALARS,
+    "LedgerEntry": LEDGER_SCALARS,
+}
 # Relation fields: (target type, is a connection, cursor family).
 RELATIONS: dict[str, dict[str, tuple[str, bool, str]]] = {
-    "Market": {"creator": ("User", False, ""), "positions": ("Position", True, "market-positions")},
+    "Market": {
+        "creator": ("User", False, ""),
+        "positions": ("Position", True, "market-positions"),
+        "trades": ("Trade", True, "market-trades"),
+    },
     "User": {
         "markets": ("Market", True, "creator-markets"),
         "positions": ("Position", True, "user-positions"),
+        "trades": ("Trade", True, "user-trades"),
+        "ledger": ("LedgerEntry", True, "user-ledger"),
     },
     "Position": {"market": ("Market", False, ""), "user": ("User", False, "")},
+    "Trade": {"market": ("Market", False, ""), "user": ("User", False, "")},
+    "LedgerEntry": {"trade": ("Trade", False, ""), "market": ("Market", False, "")},
 }
+NODE_TYPES = ("Market", "User", "Position", "Trade", "LedgerEntry")
 PAGE_INFO = ("hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename")
 ORDER_FIELDS = ("VOLUME", "CREATED_AT", "END_DATE", "NAME")
 STATUSES = ("ACTIVE", "CLOSED", "RESOLVED", "CANCELLED")
@@ -69,6 +105,10 @@ class World:
     markets: tuple[str, ...]
     users: tuple[str, ...]
     positions: tuple[str, ...]
+    # Trades and ledger entries, and (``outside``) ids of types outside the read model (jobs),
+    # which the resolvers serve.
+    others: tuple[str, ...]
+    outside: tuple[str, ...]
     token: str
     # Cursor family -> valid cursors; root lists by "markets:FIELD:DIRECTION".
     cursors: dict[str, tuple[str, ...]]
@@ -80,6 +120,8 @@ class Operation:
     document: str
     variables: dict[str, Any]
     roots: int
+    # Every argument is one the server accepts and every id is of the read model:
+    # the operation must compile.
     valid: bool
 
 
@@ -229,12 +271,20 @@ class _Writer:
             ident = self.identity(pool)
             target = "Market" if kind == "market" else "User"
             return f"{alias}{kind}(id: {ident}) {{ {self.selection(target, 1)} }}"
+        pool = (
+            self.world.markets
+            + self.world.users
+            + self.world.positions
+            + self.world.others
+            + self.world.outside
+        )
         if kind == "node":
-            ident = self.identity(self.world.markets + self.world.users + self.world.positions)
+            ident = self.identity(pool)
             return f"{alias}node(id: {ident}) {{ {self.node_selection()} }}"
         if kind == "nodes":
-            pool = self.world.markets + self.world.users + self.world.positions
             ids = self.draw(st.lists(st.sampled_from(pool), max_size=4))
+            if any(i in self.world.outside for i in ids):
+                self.valid = False
             listed = "[" + ", ".join(f'"{i}"' for i in ids) + "]"
             argument = self.argument("[ID!]!", ids, listed)
             return f"{alias}nodes(ids: {argument}) {{ {self.node_selection()} }}"
@@ -252,13 +302,13 @@ class _Writer:
                 self.valid = False
         else:
             value = self.pick(pool)
+            if value in self.world.outside:
+                self.valid = False
         return self.argument("ID!", value, f'"{value}"')
 
     def node_selection(self) -> str:
         parts = [self.pick(("id", "__typename", "id __typename"))]
-        for kind in self.draw(
-            st.lists(st.sampled_from(("Market", "User", "Position")), max_size=3, unique=True)
-        ):
+        for kind in self.draw(st.lists(st.sampled_from(NODE_TYPES), max_size=3, unique=True)):
             parts.append(f"... on {kind} {{ {self.selection(kind, 2)} }}")
         return " ".join(parts)
 

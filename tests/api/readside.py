@@ -187,6 +187,16 @@ class Seed:
     def balance(self, user_id: UUID) -> Decimal:
         return self._balances[user_id]
 
+    @property
+    def trade_rows(self) -> list[dict[str, Any]]:
+        """The trade rows written so far (id, user_id, created_at, ...)."""
+        return list(self._trade_rows)
+
+    @property
+    def ledger_rows(self) -> list[dict[str, Any]]:
+        """The ledger rows written so far, sign-up grants included."""
+        return list(self._ledger_rows)
+
     async def save(self, engine: AsyncEngine) -> None:
         for user in self.users:
             user.balance = self._balances[user.id]

@@ -13,12 +13,24 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import MarketStatus, Outcome
+from domain.ports import CountKey
+from domain.readmodel import MARKET, POSITION, USER, relation
 from domain.reads import MarketFilter, MarketOrder, MarketSortField, PageRequest
 from infra.db.engine import create_engine, read_engine
 from infra.db.migrate import upgrade
 from infra.db.readers import ChildPageKey, Readers
 from infra.settings import Settings
 from tests.api.readside import Seed, SeedMarket, SeedPosition, SeedUser, now
+
+MARKET_POSITIONS = relation(MARKET, "positions")
+USER_POSITIONS = relation(USER, "positions")
+USER_MARKETS = relation(USER, "markets")
+
+
+def everyone(ids: list[UUID]) -> list[CountKey]:
+    """Count keys of whole lists (no single holder's)."""
+    return [(i, None) for i in ids]
+
 
 pytestmark = pytest.mark.embedded
 
@@ -67,18 +79,18 @@ async def test_by_ids_answer_in_key_order_with_none_for_missing(
 ) -> None:
     a, b, c, _ = data.markets
     missing = uuid.uuid4()
-    found = await readers.markets_by_ids([c.id, missing, a.id, c.id, b.id])
+    found = await readers.objects(MARKET, [c.id, missing, a.id, c.id, b.id])
     assert [m.id if m else None for m in found] == [c.id, None, a.id, c.id, b.id]
     assert found[0] is not None
     assert found[0].name == c.name
-    users = await readers.users_by_ids([data.holder.id, missing, data.creator.id])
+    users = await readers.objects(USER, [data.holder.id, missing, data.creator.id])
     assert [u.display_name if u else None for u in users] == [
         "Reader Holder",
         None,
         "Reader Creator",
     ]
     position = data.positions[0]
-    positions = await readers.positions_by_ids([missing, position.id])
+    positions = await readers.objects(POSITION, [missing, position.id])
     assert positions[0] is None
     assert positions[1] is not None
     assert (positions[1].shares, positions[1].cost_basis) == (position.shares, position.cost_basis)
@@ -89,14 +101,14 @@ async def test_counts_answer_in_key_order_with_zero_for_missing(
 ) -> None:
     a, b, c, d = data.markets
     missing = uuid.uuid4()
-    counts = await readers.position_count_by_market([d.id, c.id, missing, a.id, b.id])
+    counts = await readers.counts(MARKET_POSITIONS, everyone([d.id, c.id, missing, a.id, b.id]))
     expected = (
         [len(data.of_market(m)) for m in (d, c)] + [0] + [len(data.of_market(m)) for m in (a, b)]
     )
     assert counts == expected
     assert expected == [0, 7, 0, 3, 5]
-    assert await readers.position_count_by_user([missing, data.holder.id]) == [0, 3]
-    assert await readers.market_count_by_creator([data.creator.id, missing]) == [4, 0]
+    assert await readers.counts(USER_POSITIONS, everyone([missing, data.holder.id])) == [0, 3]
+    assert await readers.counts(USER_MARKETS, everyone([data.creator.id, missing])) == [4, 0]
 
 
 async def test_child_pages_answer_in_key_order(readers: Readers, data: Data) -> None:
@@ -109,7 +121,7 @@ async def test_child_pages_answer_in_key_order(readers: Readers, data: Data) -> 
         ChildPageKey(d.id, 3),
         ChildPageKey(c.id, 10),
     ]
-    pages = await readers.positions_by_market(keys)
+    pages = await readers.pages(MARKET_POSITIONS, keys)
     expected = [
         data.of_market(c)[:3],
         [],
@@ -133,7 +145,7 @@ async def test_child_pages_continue_after_a_key(readers: Readers, data: Data) ->
     walked: list[UUID] = []
     after = None
     for _ in range(MAX_PAGES):
-        [page] = await readers.positions_by_market([ChildPageKey(c.id, 2, after)])
+        [page] = await readers.pages(MARKET_POSITIONS, [ChildPageKey(c.id, 2, after)])
         assert page.has_previous is (after is not None)
         walked += [p.id for _, p in page.items]
         if not page.has_next:
@@ -145,21 +157,22 @@ async def test_child_pages_continue_after_a_key(readers: Readers, data: Data) ->
 
 
 async def test_child_pages_of_users_and_creators(readers: Readers, data: Data) -> None:
-    [held] = await readers.positions_by_user([ChildPageKey(data.holder.id, 2)])
+    [held] = await readers.pages(USER_POSITIONS, [ChildPageKey(data.holder.id, 2)])
     mine = sorted(
         (p for p in data.positions if p.user_id == data.holder.id),
         key=lambda p: (p.created_at, p.id),
     )
     assert [p.id for _, p in held.items] == [p.id for p in mine[:2]]
     assert held.has_next is True
-    [rest] = await readers.positions_by_user([ChildPageKey(data.holder.id, 2, held.items[-1][0])])
+    after = held.items[-1][0]
+    [rest] = await readers.pages(USER_POSITIONS, [ChildPageKey(data.holder.id, 2, after)])
     assert [p.id for _, p in rest.items] == [mine[2].id]
     assert rest.has_next is False
-    [made] = await readers.markets_by_creator([ChildPageKey(data.creator.id, 3)])
+    [made] = await readers.pages(USER_MARKETS, [ChildPageKey(data.creator.id, 3)])
     newest = sorted(data.markets, key=lambda m: (m.created_at, m.id), reverse=True)
     assert [m.id for _, m in made.items] == [m.id for m in newest[:3]]
-    [older] = await readers.markets_by_creator(
-        [ChildPageKey(data.creator.id, 3, made.items[-1][0])]
+    [older] = await readers.pages(
+        USER_MARKETS, [ChildPageKey(data.creator.id, 3, made.items[-1][0])]
     )
     assert [m.id for _, m in older.items] == [newest[3].id]
 
@@ -211,7 +224,7 @@ async def test_keyset_pages_break_ties_by_id_both_ways(
     where = MarketFilter(creator_id=creator.id)
     order = MarketOrder(field, descending)
     if field is MarketSortField.NAME:
-        found = await readers.markets_by_ids(ascending)
+        found = await readers.objects(MARKET, ascending)
         by_name = sorted((m for m in found if m), key=lambda m: m.name)
         expected = [m.id for m in by_name]
     else:

@@ -15,12 +15,12 @@ import pytest
 
 from domain.entities import Market, MarketStatus, Role
 from domain.policy import (
+    POSITIONS,
     ROLE_PERMISSIONS,
     Actor,
     Permission,
     has_permission,
     may_delete_market,
-    may_read_positions,
     may_read_private,
     may_update_market,
 )
@@ -131,10 +131,10 @@ def test_may_read_private(role: Role | None, own: bool, allowed: bool) -> None:
 
 @pytest.mark.parametrize(("role", "own", "private_allowed"), PRIVATE)
 @pytest.mark.parametrize("public", [True, False])
-def test_may_read_positions(
+def test_positions_are_public_unless_configured_private(
     role: Role | None, own: bool, private_allowed: bool, public: bool
 ) -> None:
     who = None if role is None else actor(role)
     holder = who.user_id if (who is not None and own) else uuid.uuid4()
     expected = True if public else private_allowed
-    assert may_read_positions(who, holder, positions_public=public) is expected
+    assert POSITIONS.allows(who, holder, public) is expected
