@@ -118,6 +118,9 @@ class CostSet:
     members: list[CostField | CostSet] = field(default_factory=list)
     branches: dict[str, list[CostSet]] = field(default_factory=dict)
     _flat: dict[str, list[CostField]] | None = None
+    _counted: tuple[_Counted, ...] | None = None
+    # The requested cost of an operation whose sizes come from no variable (its root set).
+    _constant: int | None = None
 
     def flat(self) -> dict[str, list[CostField]]:
         """Every field this set can put in a response object, by response key."""
@@ -439,8 +442,17 @@ class CostCalculator:
 
 
 def requested_cost(operation: OperationFigures, variables: Mapping[str, Any]) -> int:
-    """What the operation may cost at most, before anything runs."""
-    return CostCalculator(variables).set_cost(operation.cost)
+    """What the operation may cost at most, before anything runs.
+
+    Computed once per operation when no list's size comes from a variable.
+    """
+    root = operation.cost
+    if root._constant is not None:
+        return root._constant
+    cost = CostCalculator(variables).set_cost(root)
+    if not operation.size_variables:
+        root._constant = cost
+    return cost
 
 
 def actual_cost(operation: OperationFigures, data: Any) -> int:
@@ -452,35 +464,74 @@ def actual_cost(operation: OperationFigures, data: Any) -> int:
     """
     if not isinstance(data, dict):
         return 0
-    return _actual([operation.cost], data)
+    return _actual((operation.cost,), data)
 
 
-def _actual(sets: list[CostSet], data: dict[str, Any]) -> int:
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A response key that adds to the actual cost, with what its fields add."""
+
+    key: str
+    own: int
+    listed: bool
+    item: int
+    # The merged selections below it, or None when nothing below it costs anything.
+    subs: tuple[CostSet, ...] | None
+
+
+def _counted(sets: tuple[CostSet, ...]) -> tuple[_Counted, ...]:
+    """The keys that cost something under these sets, merged as the response merges them.
+
+    Kept on the set when there is one (the usual case), so that a response's
+    thousands of objects are each counted in a few dictionary lookups; leaves
+    that cost nothing are dropped here, once, not skipped per object.
+    """
+    if len(sets) == 1 and sets[0]._counted is not None:
+        return sets[0]._counted
     candidates: dict[str, list[CostField]] = {}
     for cost in sets:
         for key, fields in cost.flat().items():
             candidates.setdefault(key, []).extend(fields)
-    total = 0
+    counted: list[_Counted] = []
     for key, fields in candidates.items():
-        if key not in data:
-            continue
-        value = data[key]
+        listed = fields[0].rule.is_list
+        subs = tuple(f.sub for f in fields if f.sub is not None)
+        below = subs if subs and _counted(subs) else None
+        entry = _Counted(
+            key,
+            max(f.rule.own for f in fields),
+            listed,
+            max(f.rule.item for f in fields),
+            below,
+        )
+        if entry.own or (listed and entry.item) or below is not None:
+            counted.append(entry)
+    found = tuple(counted)
+    if len(sets) == 1:
+        sets[0]._counted = found
+    return found
+
+
+def _actual(sets: tuple[CostSet, ...], data: dict[str, Any]) -> int:
+    total = 0
+    for entry in _counted(sets):
+        value = data.get(entry.key)
         if value is None:
             continue
-        rule = fields[0].rule
-        own = max(f.rule.own for f in fields)
-        subs = [f.sub for f in fields if f.sub is not None]
-        if rule.is_list and isinstance(value, list):
-            item = max(f.rule.item for f in fields)
-            total += own + sum(
-                item + (_actual(subs, element) if subs and isinstance(element, dict) else 0)
-                for element in value
-                if element is not None
-            )
-        elif subs and isinstance(value, dict):
-            total += own + _actual(subs, value)
+        subs = entry.subs
+        if entry.listed and isinstance(value, list):
+            if subs is None:
+                total += entry.own + entry.item * sum(1 for e in value if e is not None)
+            else:
+                total += entry.own + sum(
+                    entry.item + (_actual(subs, e) if isinstance(e, dict) else 0)
+                    for e in value
+                    if e is not None
+                )
+        elif subs is not None and isinstance(value, dict):
+            total += entry.own + _actual(subs, value)
         else:
-            total += own
+            total += entry.own
     return total
 
 

@@ -225,8 +225,9 @@ class _Builder:
             raise NotCompilable(f"{kind} is not an object type")
         return kind
 
-    def _slot(self, binder: Binder) -> int:
-        self._binders.append(binder)
+    def _slot(self, binder: Binder, node: FieldNode) -> int:
+        """Number the slot; arguments that use no variable are bound once, not per request."""
+        self._binders.append(binder if _uses_variables(node) else _once(binder))
         return len(self._binders) - 1
 
     def _arguments(
@@ -256,7 +257,9 @@ class _Builder:
             model = TYPES["Market" if name == "market" else "User"]
             arguments = self._arguments(field, nodes[0])
             type_name = model.name
-            slot = self._slot(lambda v: expect_id(arguments(v)["id"], type_name, "id"))
+            slot = self._slot(
+                lambda v: expect_id(arguments(v)["id"], type_name, "id"), nodes[0]
+            )
             return Root(
                 key,
                 RootKind.BY_ID,
@@ -284,7 +287,7 @@ class _Builder:
                     filter=listing.criteria,
                 )
 
-            slot = self._slot(page)
+            slot = self._slot(page, nodes[0])
             connection = self._connection(
                 key, TYPES["Market"], None, self._object_type(field), subsets, slot
             )
@@ -296,9 +299,9 @@ class _Builder:
                 for model in TYPES.values()
             }
             if name == "node":
-                slot = self._slot(lambda v: _node_id(arguments(v)["id"], "id"))
+                slot = self._slot(lambda v: _node_id(arguments(v)["id"], "id"), nodes[0])
                 return Root(key, RootKind.NODE, slot, branches=branches)
-            slot = self._slot(lambda v: _node_ids(arguments(v)["ids"]))
+            slot = self._slot(lambda v: _node_ids(arguments(v)["ids"]), nodes[0])
             return Root(key, RootKind.NODES, slot, branches=branches)
         raise NotCompilable(f"Query.{name}")
 
@@ -344,7 +347,7 @@ class _Builder:
                     )
                     return PageArgs(sort=sort, size=request.size, cursor=request.after)
 
-                slot = self._slot(page)
+                slot = self._slot(page, nodes[0])
                 outputs.append(
                     self._connection(
                         key,
@@ -418,6 +421,34 @@ class _Builder:
             else:
                 raise NotCompilable(f"{kind.name}.{name}")
         return tuple(parts)
+
+
+def _uses_variables(node: FieldNode) -> bool:
+    """Whether any argument of the field refers to a variable, however deep."""
+    pending: list[Any] = [argument.value for argument in node.arguments or ()]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, VariableNode):
+            return True
+        pending.extend(getattr(value, "values", None) or ())
+        pending.extend(f.value for f in getattr(value, "fields", None) or ())
+    return False
+
+
+def _once(binder: Binder) -> Binder:
+    """A binder of literal arguments: its value is the same every time, so it is kept.
+
+    A refusal is not kept (it is rare, and re-raising one exception object would
+    grow its traceback with every request).
+    """
+    known: list[SlotValue] = []
+
+    def bound(variables: VariableValues) -> SlotValue:
+        if not known:
+            known.append(binder(variables))
+        return known[0]
+
+    return bound
 
 
 def _node_id(value: str, argument: str) -> NodeId:
