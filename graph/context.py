@@ -68,6 +68,8 @@ class Context:
         predate a sign-out everywhere. Raises UNAUTHENTICATED when the token
         no longer stands. Loaded once per request, whoever asks first.
         """
+        if self._actor is None and self.claims is None:
+            return None  # anonymous: nothing to load, and no task to make for it
         # One shared future: concurrent resolvers asking at once all wait for the same load.
         if self._actor is None:
             self._actor = asyncio.ensure_future(self._load_actor())

@@ -1,7 +1,10 @@
-"""ASGI middleware of the HTTP edge: CORS and request counting."""
+"""ASGI middleware of the HTTP edge: CORS, request ids and request counting."""
 
 from __future__ import annotations
 
+import itertools
+import re
+import secrets
 from collections.abc import Callable, Collection
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -30,6 +33,8 @@ CORS_EXPOSED_HEADERS = (
 # change quick to take effect.
 CORS_MAX_AGE = 600
 LOCALHOST_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
+GRAPHQL_PATH = "/graphql"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class AllowedOriginsCORS(CORSMiddleware):
@@ -79,16 +84,34 @@ def cors(app: ASGIApp, origins: Collection[str], localhost: bool) -> ASGIApp:
     )
 
 
-class RequestCounter:
-    """Reports every HTTP response as (route, status); paths not routed count as ``other``."""
+class Edge:
+    """The outermost middleware of our own: request ids, request counting, and the
+    GraphQL endpoint's short way in.
+
+    Takes ``X-Request-ID`` from the client when it is sane, else makes one, and echoes
+    it back; reports every HTTP response as (route, status), paths not routed counting
+    as ``other``. ``/graphql`` goes straight to ``graphql`` (the endpoint, behind CORS
+    when that is configured) rather than through Starlette's router and per-request
+    wrappers: it is the path nearly every request takes, and on a benchmark query that
+    layering was an eighth of the server's CPU.
+    """
 
     def __init__(
-        self, app: ASGIApp, routes: Collection[str], observe: Callable[[str, int], None]
+        self,
+        app: ASGIApp,
+        graphql: ASGIApp,
+        routes: Collection[str],
+        observe: Callable[[str, int], None],
     ) -> None:
         self.app = app
+        self._graphql = graphql
         self._routes = frozenset(routes)
         self._prefixes = tuple(route for route in routes if route.endswith("/"))
         self._observe = observe
+        # Unique across processes without a system call per request: a random prefix
+        # per process, then a counter.
+        self._prefix = secrets.token_hex(6)
+        self._next = itertools.count(1)
 
     def _route(self, path: str) -> str:
         if path in self._routes:
@@ -99,11 +122,23 @@ class RequestCounter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self._route(scope["path"])
+        given = ""
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        request_id = (
+            given if _REQUEST_ID.fullmatch(given) else f"{self._prefix}{next(self._next):08x}"
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
+        route = self._route(path)
+        identifier = request_id.encode()
 
-        async def observed(message: Message) -> None:
+        async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", identifier)]
                 self._observe(route, int(message["status"]))
             await send(message)
 
-        await self.app(scope, receive, observed)
+        await (self._graphql if path == GRAPHQL_PATH else self.app)(scope, receive, answer)

@@ -29,6 +29,7 @@ from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from domain.ports import AccessClaims, CompiledReads
 from graph.analysis import (
@@ -136,6 +137,19 @@ class GraphQLEndpoint:
         self._compiled = compiled
         self._outages = _Outages()
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI app: the response goes out as two messages, without
+        Starlette's per-response machinery."""
+        response = await self.handle(Request(scope, receive))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
