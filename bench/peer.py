@@ -216,8 +216,9 @@ def postgraphile(config: run.Config, log: Path, cpu: int | None) -> Process:
         str(port),
         "--disable-graphiql",
         "--disable-query-log",
+        # The connections marketgraph's compiled reads get (DB_READ_POOL_SIZE's default).
         "--max-pool-size",
-        str(config.concurrency),
+        "16",
     ]
     env = dict(os.environ, NODE_ENV="production")
     return Process("postgraphile", command, env, log, cpu)

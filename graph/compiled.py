@@ -245,6 +245,18 @@ class _Builder:
 
         return read
 
+    def _argument(
+        self, field: GraphQLField, node: FieldNode, name: str
+    ) -> Callable[[VariableValues], Any]:
+        """One argument's value for a request. An argument that is just a variable of a
+        plain type (an ``ID!``) is the variable's coerced value, read directly."""
+        value = next((a.value for a in node.arguments or () if a.name.value == name), None)
+        if isinstance(value, VariableNode) and _plain(field, name):
+            variable = value.name.value
+            return lambda variables: variables.coerced.get(variable)
+        arguments = self._arguments(field, node)
+        return lambda variables: arguments(variables)[name]
+
     # --- roots -------------------------------------------------------------------------------
 
     def _root(self, key: str, nodes: list[FieldNode], query: GraphQLObjectType) -> Root:
@@ -255,11 +267,9 @@ class _Builder:
         subsets = self._subsets(nodes)
         if name in ("market", "user"):
             model = TYPES["Market" if name == "market" else "User"]
-            arguments = self._arguments(field, nodes[0])
+            given = self._argument(field, nodes[0], "id")
             type_name = model.name
-            slot = self._slot(
-                lambda v: expect_id(arguments(v)["id"], type_name, "id"), nodes[0]
-            )
+            slot = self._slot(lambda v: expect_id(given(v), type_name, "id"), nodes[0])
             return Root(
                 key,
                 RootKind.BY_ID,
@@ -293,15 +303,15 @@ class _Builder:
             )
             return Root(key, RootKind.LIST, slot, connection=connection)
         if name in ("node", "nodes"):
-            arguments = self._arguments(field, nodes[0])
+            given = self._argument(field, nodes[0], "id" if name == "node" else "ids")
             branches = {
                 model.name: self._selection(model, self._concrete(model.name), subsets)
                 for model in TYPES.values()
             }
             if name == "node":
-                slot = self._slot(lambda v: _node_id(arguments(v)["id"], "id"), nodes[0])
+                slot = self._slot(lambda v: _node_id(given(v), "id"), nodes[0])
                 return Root(key, RootKind.NODE, slot, branches=branches)
-            slot = self._slot(lambda v: _node_ids(arguments(v)["ids"]), nodes[0])
+            slot = self._slot(lambda v: _node_ids(given(v)), nodes[0])
             return Root(key, RootKind.NODES, slot, branches=branches)
         raise NotCompilable(f"Query.{name}")
 
@@ -421,6 +431,15 @@ class _Builder:
             else:
                 raise NotCompilable(f"{kind.name}.{name}")
         return tuple(parts)
+
+
+def _plain(field: GraphQLField, name: str) -> bool:
+    """Whether the argument's type is ID, String or a list of them: what Strawberry passes
+    to the resolver is then the coerced value itself."""
+    kind: Any = field.args[name].type
+    while hasattr(kind, "of_type"):
+        kind = kind.of_type
+    return getattr(kind, "name", None) in ("ID", "String")
 
 
 def _uses_variables(node: FieldNode) -> bool:

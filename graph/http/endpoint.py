@@ -26,7 +26,7 @@ import orjson
 import structlog
 from graphql import GraphQLError, GraphQLSchema, OperationType
 from graphql.error import GraphQLSyntaxError
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import VariableValues
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -59,6 +59,7 @@ from graph.http.protocol import (
     read_request,
 )
 from graph.loaders import Loaders
+from graph.variables import Variables
 
 log = structlog.get_logger("marketgraph.http")
 
@@ -136,6 +137,7 @@ class GraphQLEndpoint:
         self._observe = observe
         self._compiled = compiled
         self._outages = _Outages()
+        self._variable_values = Variables(schema, hide_suggestions=not suggestions)
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -273,13 +275,7 @@ class GraphQLEndpoint:
         return operation
 
     def _variables(self, operation: OperationFigures, gql: GraphQLRequest) -> VariableValues:
-        coerced = get_variable_values(
-            self._schema,
-            operation.node.variable_definitions or (),
-            gql.variables or {},
-            max_errors=10,
-            hide_suggestions=self._hide_suggestions,
-        )
+        coerced = self._variable_values.coerce(operation.node, gql.variables or {})
         if isinstance(coerced, list):
             raise _bad_variables(coerced)
         return coerced

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -91,6 +92,7 @@ class GraphQLRequest:
     extensions: dict[str, Any]
 
 
+@lru_cache(maxsize=256)
 def media_type(accept: str | None) -> str | None:
     """The response media type for an Accept header, or None when we can give none it accepts."""
     if not accept:
