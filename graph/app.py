@@ -44,9 +44,9 @@ from infra.db.readers import Readers
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.metrics import (
-    HTTP_REQUESTS,
     exposition,
     observe_operation,
+    observe_request,
     process_started,
     process_stopped,
 )
@@ -262,7 +262,7 @@ def create_app(settings: Settings) -> Starlette:
         Edge,
         graphql=cors(graphql, settings.cors_origins, settings.cors_localhost),
         routes=["/graphql", "/health", "/health/ready", "/metrics", f"{ASSETS_PATH}/"],
-        observe=lambda route, status: HTTP_REQUESTS.labels(route, str(status)).inc(),
+        observe=observe_request,
     )
     app.state.engine = engine
     app.state.compiled_reads = compiled_reads

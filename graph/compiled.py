@@ -74,6 +74,7 @@ from graph.pagination import page_request
 PLAN_CACHE_SIZE = 1_024
 _RULES = (PRIVATE_FIELDS, POSITIONS)
 _PAGE_INFO = {field.value: field for field in PageInfoField}
+_ANONYMOUS = Viewer(user_id=None, sees_all=frozenset())
 
 Binder = Callable[[VariableValues], SlotValue]
 
@@ -120,8 +121,10 @@ def bind(
         slots = tuple(binder(variables) for binder in compiled.binders)
     except (ApiError, NotCompilable):
         return None
+    if actor is None:
+        return Bound(slots, _ANONYMOUS)
     viewer = Viewer(
-        user_id=actor.user_id if actor else None,
+        user_id=actor.user_id,
         sees_all=frozenset(rule.name for rule in _RULES if rule.sees_all(actor)),
     )
     return Bound(slots, viewer)

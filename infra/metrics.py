@@ -109,11 +109,34 @@ def observe_operation(name: str | None, kind: str | None, outcome: str, seconds:
     ``outcome`` a short snake_case word of the edge's (``ok``, ``errors``, ``rejected``,
     ``internal_error``, ...), ``seconds`` the time the request took.
     """
-    operation = _names.label(name)
-    kind_label = kind if kind in KINDS else ("none" if kind is None else OTHER)
-    outcome_label = outcome if _OUTCOME.fullmatch(outcome) else OTHER
-    OPERATION_COUNT.labels(operation, kind_label, outcome_label).inc()
-    OPERATION_LATENCY.labels(operation, outcome_label).observe(seconds)
+    series = _series.get((name, kind, outcome))
+    if series is None:
+        operation = _names.label(name)
+        kind_label = kind if kind in KINDS else ("none" if kind is None else OTHER)
+        outcome_label = outcome if _OUTCOME.fullmatch(outcome) else OTHER
+        series = (
+            OPERATION_COUNT.labels(operation, kind_label, outcome_label),
+            OPERATION_LATENCY.labels(operation, outcome_label),
+        )
+        # Bounded as the labels are: names beyond the first ones all share "other".
+        if len(_series) < 4 * OPERATION_NAMES_MAX:
+            _series[(name, kind, outcome)] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+# The labelled series of each (name, kind, outcome) seen, so that a request costs no
+# label lookup (labels() takes a lock and builds its key every time).
+_series: dict[tuple[str | None, str | None, str], tuple[Counter, Histogram]] = {}
+_requests: dict[tuple[str, int], Counter] = {}
+
+
+def observe_request(route: str, status: int) -> None:
+    """Count one HTTP response by route (a bounded set) and status."""
+    series = _requests.get((route, status))
+    if series is None:
+        series = _requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
+    series.inc()
 
 
 def multiprocess_mode() -> bool:
