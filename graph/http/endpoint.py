@@ -16,6 +16,7 @@ Every request logs one line and counts once in the metrics, whatever its fate.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -138,6 +139,8 @@ class GraphQLEndpoint:
         self._compiled = compiled
         self._outages = _Outages()
         self._variable_values = Variables(schema, hide_suggestions=not suggestions)
+        # Decided once: below the configured level the line would be built for nothing.
+        self._log_operations = log.bind().is_enabled_for(logging.INFO)
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -213,6 +216,18 @@ class GraphQLEndpoint:
             self._outages.served()
         elapsed = time.perf_counter() - started
         self._observe(entry.name, entry.kind, entry.outcome, elapsed)
+        if self._log_operations:
+            self._log_operation(request_id, entry, elapsed, response, context)
+        return response
+
+    def _log_operation(
+        self,
+        request_id: str,
+        entry: _Log,
+        elapsed: float,
+        response: Response,
+        context: Context | None,
+    ) -> None:
         log.info(
             "graphql.operation",
             request_id=request_id,
@@ -226,7 +241,6 @@ class GraphQLEndpoint:
             actual_cost=entry.actual,
             viewer_id=str(context.viewer_id) if context and context.viewer_id else None,
         )
-        return response
 
     # --- before execution ------------------------------------------------------------------
 

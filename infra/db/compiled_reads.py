@@ -41,6 +41,7 @@ class PgCompiledReads:
         self._size = pool_size
         self._compiler = Compiler(public)
         self._pool: asyncpg.Pool | None = None
+        self._reading = 0
         # Called with each statement sent (the tests' statement counter listens here).
         self.listeners: list[Callable[[str], None]] = []
 
@@ -68,17 +69,20 @@ class PgCompiledReads:
     async def read(self, plan: Plan, bound: Bound) -> list[str | None]:
         assert self._pool is not None, "opened by the app's lifespan"
         statements = [self._compiler.statement(root, bound) for root in plan.roots]
-        pool = self._pool
-        # A wait for a connection is bounded only when there may be one (the timer costs
-        # a tenth of a fast request's database work).
-        wait = None if pool.get_idle_size() else ACQUIRE_SECONDS
-        async with pool.acquire(timeout=wait) as conn:
-            results: list[str | None] = []
-            for sql, params in statements:
-                SQL_STATEMENTS.inc()
-                for listener in self.listeners:
-                    listener(sql)
-                results.append(await conn.fetchval(sql, *params))
+        # A wait for a connection is bounded only when every connection may be busy (the
+        # timer costs a tenth of a fast request's database work).
+        wait = None if self._reading < self._size else ACQUIRE_SECONDS
+        self._reading += 1
+        try:
+            async with self._pool.acquire(timeout=wait) as conn:
+                results: list[str | None] = []
+                for sql, params in statements:
+                    SQL_STATEMENTS.inc()
+                    for listener in self.listeners:
+                        listener(sql)
+                    results.append(await conn.fetchval(sql, *params))
+        finally:
+            self._reading -= 1
         return results
 
     @property
