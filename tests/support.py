@@ -214,6 +214,7 @@ class LiveServer:
         # in ``compiled_sql``.
         self.compiled_sql = StatementCounter()
         compiled = self.app.state.compiled_reads
+        self.compiles = compiled is not None
         if compiled is not None:
             compiled.listeners.append(self.sql.statements.append)
             compiled.listeners.append(self.compiled_sql.statements.append)

@@ -127,6 +127,13 @@ class Scene:
         return next(gid for gid, name in self.positions if name == holder)
 
 
+def served_compiled(live: LiveServer, roots: int) -> None:
+    """On PostgreSQL these reads take the compiled path (one statement per root field), so the
+    assertions around this call hold for it, not only for the resolvers."""
+    if live.compiles:
+        assert len(live.compiled_sql.statements) == roots, live.compiled_sql.statements
+
+
 def reads_private(role: Role | None) -> bool:
     return role is not None and Permission.USER_READ_PRIVATE in ROLE_PERMISSIONS[role]
 
@@ -210,7 +217,9 @@ def test_only_admins_read_others_private_fields() -> None:
 
 
 @pytest.mark.parametrize("viewer", VIEWERS)
-async def test_private_fields_on_every_path(gql: GraphQLClient, scene: Scene, viewer: str) -> None:
+async def test_private_fields_on_every_path(
+    gql: GraphQLClient, server: LiveServer, scene: Scene, viewer: str
+) -> None:
     alice = scene.people["alice"].account
     variables = {
         "alice": alice.id,
@@ -218,7 +227,9 @@ async def test_private_fields_on_every_path(gql: GraphQLClient, scene: Scene, vi
         "market": scene.market["id"],
         "position": scene.position_of("alice"),
     }
+    server.compiled_sql.reset()
     data = await gql.data(EVERY_PATH, variables, token=scene.token(viewer))
+    served_compiled(server, roots=10)
     for path, users_of in PATHS.items():
         found = users_of(data)
         ids = [user["id"] for user in found]
@@ -366,10 +377,14 @@ async def test_positions_are_public_by_default(gql: GraphQLClient, scene: Scene)
 
 
 @pytest.mark.parametrize("viewer", VIEWERS)
-async def test_private_market_positions(hidden: GraphQLClient, scene: Scene, viewer: str) -> None:
+async def test_private_market_positions(
+    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str
+) -> None:
+    hidden_server.compiled_sql.reset()
     data = await hidden.data(
         MARKET_POSITIONS, {"market": scene.market["id"]}, token=scene.token(viewer)
     )
+    served_compiled(hidden_server, roots=1)
     positions = data["market"]["positions"]
     expected = visible_positions(scene, viewer)
     assert [n["id"] for n in positions["nodes"]] == expected
@@ -382,10 +397,12 @@ async def test_private_market_positions(hidden: GraphQLClient, scene: Scene, vie
 @pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize("holder", ["alice", "bob"])
 async def test_private_user_positions(
-    hidden: GraphQLClient, scene: Scene, viewer: str, holder: str
+    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str, holder: str
 ) -> None:
     subject = scene.people[holder].account
+    hidden_server.compiled_sql.reset()
     data = await hidden.data(USER_POSITIONS, {"user": subject.id}, token=scene.token(viewer))
+    served_compiled(hidden_server, roots=1)
     assert data["user"]["id"] == subject.id
     if may_see(scene, viewer, subject.id):
         mine = [gid for gid, name in scene.positions if name == holder]
@@ -398,11 +415,15 @@ async def test_private_user_positions(
 
 
 @pytest.mark.parametrize("viewer", VIEWERS)
-async def test_private_positions_by_node(hidden: GraphQLClient, scene: Scene, viewer: str) -> None:
+async def test_private_positions_by_node(
+    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str
+) -> None:
     ids = [gid for gid, _ in scene.positions]
     visible = set(visible_positions(scene, viewer))
     alices = scene.position_of("alice")
+    hidden_server.compiled_sql.reset()
     data = await hidden.data(POSITION_NODES, {"ids": ids, "one": alices}, token=scene.token(viewer))
+    served_compiled(hidden_server, roots=2)
     assert data["nodes"] == [{"id": gid} if gid in visible else None for gid in ids]
     if alices in visible:
         assert data["node"] == {"id": alices, "user": {"id": scene.people["alice"].account.id}}
