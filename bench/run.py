@@ -4,7 +4,7 @@ Seeds a PostgreSQL database (or reuses one already seeded at the requested size)
 starts ``marketgraph serve`` as a subprocess on a free port, and drives each query
 (Q1..Q3) at a fixed concurrency for a fixed time with a lean keep-alive HTTP/1.1
 client. Prints requests/s, p50/p99 latency and SQL statements per request, the
-figures DESIGN.md section 12 compares against.
+figures the README's Benchmark section shows.
 
     .venv/bin/python bench/run.py [--duration 10] [--concurrency 32] [--workers 1]
 

@@ -1,6 +1,6 @@
 """Buying and selling shares on the market maker: one transaction per trade.
 
-The transaction follows DESIGN.md §3. It locks the market row
+It locks the market row
 (``SELECT ... FOR UPDATE``; ``BEGIN IMMEDIATE`` on SQLite), prices the trade
 from the locked state, moves the money with a conditional update
 (``... WHERE balance >= :cost RETURNING balance``), then writes the position,

@@ -1,4 +1,4 @@
-"""Every type, field, argument and enum value of the schema says what it is (DESIGN.md §5)."""
+"""Every type, field, argument and enum value of the schema says what it is."""
 
 from __future__ import annotations
 

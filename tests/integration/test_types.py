@@ -1,6 +1,6 @@
 """Column types and constraints on the migrated schema, on PostgreSQL and on SQLite.
 
-DESIGN.md §4: money stays exact and datetimes stay UTC on both databases, and
+Money stays exact and datetimes stay UTC on both databases, and
 the enum and balance CHECK constraints exist on both.
 """
 
@@ -288,7 +288,7 @@ async def test_a_balance_may_reach_exactly_zero(engine: AsyncEngine) -> None:
 
 
 async def test_a_conditional_debit_keeps_money_exact(engine: AsyncEngine) -> None:
-    # The trading pattern of DESIGN.md §3: UPDATE ... WHERE balance >= cost RETURNING balance.
+    # The trading pattern: UPDATE ... WHERE balance >= cost RETURNING balance.
     user_id = await add_user(engine, balance=Decimal("10.00000000"))
     cost = Decimal("3.33333334")
 

@@ -1,4 +1,4 @@
-"""domain/ imports no framework and no other layer (DESIGN.md §2): the build fails if it does."""
+"""domain/ imports no framework and no other layer (docs/architecture.md, Layers): the build fails if it does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""graph/ reaches infra/ only through the composition roots (DESIGN.md §2, issue 10).
+"""graph/ reaches infra/ only through the composition roots (docs/architecture.md, Layers).
 
 The GraphQL layer talks to the database, Redis and tokens through the ports of
 domain/ports.py; only the modules that build the process (the app, the CLI and
