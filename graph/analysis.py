@@ -104,6 +104,10 @@ class CostField:
     rule: FieldRule
     size: Size | None
     sub: CostSet | None
+    # The type the field is selected on and the named type it returns ("" when the
+    # document names no such field): for the cache's hints and tags (``graph.caching``).
+    parent: str = ""
+    returns: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -279,7 +283,10 @@ class _Walker:
             variables.add(size.variable)
         key = node.alias.value if node.alias else name
         sub = None if rule.kind is Kind.INTROSPECTION or not node.selection_set else child.cost
-        return figures, CostField(key, name, rule, size, sub), frozenset(variables)
+        cost_field = CostField(
+            key, name, rule, size, sub, parent.name if parent else "", kind.name if kind else ""
+        )
+        return figures, cost_field, frozenset(variables)
 
 
 def _directives(nodes: tuple[DirectiveNode, ...] | None) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from domain.entities import User
 from domain.policy import Actor
 from domain.ports import Budgets
 from domain.services.admin import AdminService
@@ -46,7 +47,6 @@ class Services:
 class Context:
     request_id: str
     services: Services
-    loaders: Loaders
     claims: AccessClaims | None
     client_ip: str | None = None
     internal_errors: int = 0
@@ -57,6 +57,18 @@ class Context:
     # so that the fields of many objects ask the same question and share one batch.
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
+    _loaders: Loaders | None = field(default=None, repr=False)
+    _viewer: User | None = field(default=None, repr=False)
+
+    @property
+    def loaders(self) -> Loaders:
+        """This request's loaders, built on first use: a request answered from the response
+        cache never needs them, and building twenty DataLoaders costs more than its answer."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.services.readers)
+            if self._viewer is not None:
+                self._loaders.user_by_id.prime(self._viewer.id, self._viewer)
+        return self._loaders
 
     async def actor(self) -> Actor | None:
         """The signed-in user as the database has them now, or None when anonymous.
@@ -84,7 +96,9 @@ class Context:
         ):
             raise unauthenticated("The access token is no longer valid; sign in again.")
         # The viewer's row is loaded now; later `viewer`/`user` reads of it need no query.
-        self.loaders.user_by_id.prime(identity.user.id, identity.user)
+        self._viewer = identity.user
+        if self._loaders is not None:
+            self._loaders.user_by_id.prime(identity.user.id, identity.user)
         return Actor(
             user_id=identity.user.id, role=identity.user.role, session_id=claims.session_id
         )
