@@ -155,6 +155,10 @@ def _serve(args: argparse.Namespace) -> None:
     if settings.is_sqlite and workers > 1:
         log.warning("server.one_worker", reason="the embedded SQLite default runs one worker")
         workers = 1
+    if workers > 1 and settings.response_cache and not settings.redis_url:
+        # Each worker would keep a cache of its own that the others' writes never reach.
+        log.warning("server.cache_off", reason="several workers share a response cache on Redis")
+        os.environ["RESPONSE_CACHE"] = "false"
     redis = asyncio.run(_redis_state(settings))
     starting = {
         "url": _url(args.host, args.port) + "/graphql",
