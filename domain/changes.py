@@ -96,6 +96,3 @@ class Changes:
 
     def clear(self) -> None:
         self._tags.clear()
-
-    def __bool__(self) -> bool:
-        return bool(self._tags)

@@ -20,7 +20,7 @@ _UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.RETRYING)
 class SqlJobRepository:
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     def _changed(self, job: Job) -> Job:
         self._changes.entity(Kind.JOB, job.id)

@@ -41,7 +41,7 @@ class SqlUserRepository:
 
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     async def add(self, user: NewUser) -> User:
         stmt = (
@@ -169,7 +169,7 @@ class SqlMarketRepository:
 
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     def _changed(self, market_id: UUID) -> None:
         self._changes.entity(Kind.MARKET, market_id)
@@ -286,7 +286,7 @@ class SqlMarketRepository:
 class SqlLedgerRepository:
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     async def add(
         self,

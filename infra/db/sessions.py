@@ -19,7 +19,7 @@ class SqlSessionRepository:
 
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     async def start(self, session_id: UUID, user_id: UUID, now: datetime) -> None:
         await self._conn.execute(

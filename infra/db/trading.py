@@ -38,7 +38,7 @@ class SqlPositionRepository:
 
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     def _changed(self, position: Position) -> Position:
         self._changes.entity(Kind.POSITION, position.id)
@@ -144,7 +144,7 @@ class SqlPositionRepository:
 class SqlTradeRepository:
     def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
-        self._changes = changes or Changes()
+        self._changes = changes if changes is not None else Changes()
 
     async def add(self, trade: Trade) -> None:
         """Record a trade: a new item of its market's and its trader's trade lists (and of
