@@ -51,6 +51,8 @@ REFRESH_SECONDS = 5.0
 # Texts recently fetched by hash; a hash always names the same text, so they never go stale.
 LOCAL_ENTRIES = 2_048
 LOCAL_CHARS = 4_000_000
+# A registered document's id (the column's width).
+MAX_ID_CHARS = 200
 
 
 class TrustMode(enum.StrEnum):
@@ -305,3 +307,68 @@ def _hash_of(persisted: object) -> str:
             "'extensions.persistedQuery.sha256Hash' must be 64 lowercase hexadecimal digits."
         )
     return sha
+
+
+# --- manifests (``marketgraph register-operations``) ----------------------------------------
+
+APOLLO_FORMAT = "apollo-persisted-query-manifest"
+
+
+class ManifestError(Exception):
+    """The file is not a persisted-query manifest we read, or holds a bad entry."""
+
+
+def parse_manifest(raw: bytes) -> list[TrustedDocument]:
+    """The documents of an Apollo or a Relay persisted-query manifest.
+
+    Apollo (``generate-persisted-query-manifest``): ``{"format":
+    "apollo-persisted-query-manifest", "version": 1, "operations": [{"id", "name",
+    "type", "body"}]}``, each id the SHA-256 of its body. Relay (``relay-compiler``
+    with ``persistConfig``): ``{"<id>": "<document>", ...}``, ids of the compiler's
+    choosing.
+    """
+    import orjson
+
+    try:
+        manifest = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ManifestError(f"not JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError("expected a JSON object (an Apollo or a Relay manifest)")
+    if "format" in manifest or "operations" in manifest:
+        return _apollo(manifest)
+    return _relay(manifest)
+
+
+def _apollo(manifest: Mapping[str, object]) -> list[TrustedDocument]:
+    if manifest.get("format") != APOLLO_FORMAT or manifest.get("version") != 1:
+        raise ManifestError(f"an Apollo manifest has format '{APOLLO_FORMAT}' and version 1")
+    operations = manifest.get("operations")
+    if not isinstance(operations, list):
+        raise ManifestError("an Apollo manifest lists its documents under 'operations'")
+    documents = []
+    for index, operation in enumerate(operations):
+        if not isinstance(operation, Mapping):
+            raise ManifestError(f"operations[{index}] is not an object")
+        ident, body, name = operation.get("id"), operation.get("body"), operation.get("name")
+        if not isinstance(ident, str) or not isinstance(body, str) or not body.strip():
+            raise ManifestError(f"operations[{index}] needs a string 'id' and 'body'")
+        if sha256_of(body) != ident:
+            raise ManifestError(
+                f"operations[{index}] ('{name}'): its id is not the SHA-256 of its body"
+            )
+        documents.append(
+            TrustedDocument(ident, body, ident, name if isinstance(name, str) else None)
+        )
+    return documents
+
+
+def _relay(manifest: Mapping[str, object]) -> list[TrustedDocument]:
+    documents = []
+    for ident, body in manifest.items():
+        if not isinstance(body, str) or not body.strip():
+            raise ManifestError(f"'{ident}': a Relay manifest maps ids to document texts")
+        if not ident or len(ident) > MAX_ID_CHARS:
+            raise ManifestError(f"'{ident[:80]}': ids are 1 to {MAX_ID_CHARS} characters")
+        documents.append(TrustedDocument(ident, body, sha256_of(body), None))
+    return documents
