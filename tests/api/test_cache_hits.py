@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,7 +249,7 @@ async def test_private_entries_of_anonymous_viewers_are_shared(
 
 # --- positions configured private ------------------------------------------------------------
 
-HOLDINGS = {
+HOLDINGS: dict[str, tuple[str, Callable[[Any], int]]] = {
     "market.positions": (
         "query ($market: ID!) { market(id: $market) {"
         " positions { totalCount nodes { id shares } } } }",
