@@ -336,6 +336,10 @@ class Budgets(Protocol):
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         """The budget as it stands, changing nothing."""
 
+    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
+        """A take of ``cost`` and the refund of all but ``spent`` of it, in one atomic call:
+        refused (nothing taken) exactly when the take would be."""
+
 
 class JobQueue(Protocol):
     """Hands tracked jobs to whoever runs them (saq workers, or the in-process runner)."""

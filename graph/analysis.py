@@ -17,7 +17,7 @@ which validation then reports) adds nothing the second time round.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -448,6 +448,28 @@ class CostCalculator:
 def requested_cost(operation: OperationFigures, variables: Mapping[str, Any]) -> int:
     """What the operation may cost at most, before anything runs."""
     return CostCalculator(variables).set_cost(operation.cost)
+
+
+class RequestedCosts:
+    """Requested costs, each computed once for an operation no variable sizes (its cost is
+    then the same for every request): most operations, on every request."""
+
+    def __init__(self, entries: int = 1_024) -> None:
+        self._entries = entries
+        # Keyed by identity, holding the operation so that the id stays its own.
+        self._fixed: OrderedDict[int, tuple[OperationFigures, int]] = OrderedDict()
+
+    def requested(self, operation: OperationFigures, variables: Mapping[str, Any]) -> int:
+        if operation.size_variables:
+            return requested_cost(operation, variables)
+        found = self._fixed.get(id(operation))
+        if found is not None:
+            return found[1]
+        cost = requested_cost(operation, variables)
+        self._fixed[id(operation)] = (operation, cost)
+        if len(self._fixed) > self._entries:
+            self._fixed.popitem(last=False)
+        return cost
 
 
 def actual_cost(operation: OperationFigures, data: Any) -> int:

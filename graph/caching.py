@@ -1,10 +1,12 @@
 """The response cache at the HTTP edge: keys, single flight, and HTTP caching headers.
 
-Where it sits (``graph.http.endpoint``): after the operation's cost has been
-taken from the client's budget and before either executor runs. A hit is
-charged like a miss: the requested cost is taken first and the difference to
-the cached response's actual cost refunded, so what a client pays never
-depends on what others asked before, and the budget cannot probe the cache.
+Where it sits (``graph.http.endpoint``): after the cost analysis and
+authentication, in front of both executors. A hit is charged like a miss: its
+requested cost must fit the client's budget, and all but the stored
+response's actual cost is refunded (one budget call, where a miss takes before
+it runs and refunds after), so what a client pays never depends on what others
+asked before, and the budget cannot probe the cache: refused or not, a hit
+and a miss get the same answer.
 
 * The key is the SHA-256 of the schema's fingerprint (schema and the settings
   that shape answers), the document's SHA-256, the operation's name, its

@@ -53,12 +53,19 @@ class Context:
     # This operation's requested cost and what the budget said about it (the rateLimit field).
     requested_cost: int = 0
     allowance: Allowance = UNLIMITED
-    # "Now" for defaults of this request's reads (a price history up to now): one instant,
-    # so that the fields of many objects ask the same question and share one batch.
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _now: datetime | None = field(default=None, repr=False)
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
     _loaders: Loaders | None = field(default=None, repr=False)
     _viewer: User | None = field(default=None, repr=False)
+
+    @property
+    def now(self) -> datetime:
+        """"Now" for defaults of this request's reads (a price history up to now): one
+        instant, taken on first use, so that the fields of many objects ask the same
+        question and share one batch."""
+        if self._now is None:
+            self._now = datetime.now(UTC)
+        return self._now
 
     @property
     def loaders(self) -> Loaders:
@@ -78,6 +85,8 @@ class Context:
         predate a sign-out everywhere. Raises UNAUTHENTICATED when the token
         no longer stands. Loaded once per request, whoever asks first.
         """
+        if self.claims is None:
+            return None  # anonymous: nothing to load (and no task to schedule per request)
         # One shared future: concurrent resolvers asking at once all wait for the same load.
         if self._actor is None:
             self._actor = asyncio.ensure_future(self._load_actor())

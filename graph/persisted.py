@@ -196,6 +196,8 @@ class PersistedDocuments:
         self._admins_exempt = admins_exempt
         self._local: OrderedDict[str, str] = OrderedDict()
         self._local_chars = 0
+        # The SHA-256 of recently sent texts (the cache key needs it on every request).
+        self._hashes: OrderedDict[str, str] = OrderedDict()
 
     @property
     def required(self) -> bool:
@@ -225,7 +227,7 @@ class PersistedDocuments:
             raise ValueError(
                 "Pass the document as 'query' (or a persisted query's hash, or 'documentId')."
             )
-        sha = sha256_of(query)
+        sha = self._hash(query)
         registered = self.registry.by_sha(sha)
         return Document(query, sha, registered.prepared if registered else None)
 
@@ -285,6 +287,14 @@ class PersistedDocuments:
     @property
     def admins_exempt(self) -> bool:
         return self._admins_exempt
+
+    def _hash(self, query: str) -> str:
+        found = self._hashes.get(query)
+        if found is None:
+            found = self._hashes[query] = sha256_of(query)
+            if len(self._hashes) > LOCAL_ENTRIES:
+                self._hashes.popitem(last=False)
+        return found
 
     def _remember_locally(self, sha: str, text: str) -> None:
         if sha in self._local:

@@ -125,6 +125,18 @@ class OperationNames:
 
 
 _names = OperationNames()
+# The labelled children already made, by their labels: ``labels()`` checks and looks up its
+# arguments on every call, a cost a cache hit would pay several times over.
+_operation_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+_http_children: dict[tuple[str, int], Counter] = {}
+
+
+def observe_http(route: str, status: int) -> None:
+    """Count one HTTP response by route (bounded by the caller) and status."""
+    child = _http_children.get((route, status))
+    if child is None:
+        child = _http_children[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
+    child.inc()
 
 
 def observe_operation(name: str | None, kind: str | None, outcome: str, seconds: float) -> None:
@@ -138,8 +150,16 @@ def observe_operation(name: str | None, kind: str | None, outcome: str, seconds:
     operation = _names.label(name)
     kind_label = kind if kind in KINDS else ("none" if kind is None else OTHER)
     outcome_label = outcome if _OUTCOME.fullmatch(outcome) else OTHER
-    OPERATION_COUNT.labels(operation, kind_label, outcome_label).inc()
-    OPERATION_LATENCY.labels(operation, outcome_label).observe(seconds)
+    labels = (operation, kind_label, outcome_label)
+    children = _operation_children.get(labels)
+    if children is None:
+        # At most OPERATION_NAMES_MAX names, four kinds and the edge's few outcomes.
+        children = _operation_children[labels] = (
+            OPERATION_COUNT.labels(operation, kind_label, outcome_label),
+            OPERATION_LATENCY.labels(operation, outcome_label),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 _CACHE_EVENTS = {

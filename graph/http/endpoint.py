@@ -5,14 +5,15 @@
    a document over a limit is refused here, before validation walks it.
 3. Choose the operation, coerce its variables, and compute its requested cost
    (``graph.analysis``); an operation over the cost limit is refused.
-4. Authenticate (``graph.http.auth``), then take the cost from the client's
-   budget (``graph.budgets``): a client that cannot pay gets 429 and nothing runs.
-5. Answer from the response cache (``graph.caching``), or execute (compiled,
-   else ``graph.execution``); measure the actual cost of what came back (a
-   hit's was measured when it was stored), refund the difference, and answer
-   with the cost, budget and cache status in ``extensions`` and the
-   ``RateLimit-*`` and HTTP caching headers (304 for a GET whose
-   ``If-None-Match`` still holds).
+4. Authenticate (``graph.http.auth``).
+5. Answer from the response cache (``graph.caching``), or take the cost from
+   the client's budget (``graph.budgets``; a client that cannot pay gets 429
+   and nothing runs) and execute (compiled, else ``graph.execution``), measure
+   the actual cost of what came back and refund the difference. A hit is
+   charged the same: its requested cost must fit, and all but its stored
+   actual cost comes back, in one budget call. Answer with the cost, budget
+   and cache status in ``extensions`` and the ``RateLimit-*`` and HTTP caching
+   headers (304 for a GET whose ``If-None-Match`` still holds).
 
 The document itself may come by hash or id (``graph.persisted``: APQ and
 trusted documents) instead of as text.
@@ -22,6 +23,7 @@ Every request logs one line and counts once in the metrics, whatever its fate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -40,11 +42,11 @@ from domain.ports import CompiledReads
 from graph.analysis import (
     OperationFigures,
     PageSizeOutOfRange,
+    RequestedCosts,
     actual_cost,
     explain,
-    requested_cost,
 )
-from graph.budgets import Allowance, BudgetGate
+from graph.budgets import UNLIMITED, Allowance, BudgetGate
 from graph.cache_policy import CacheHints
 from graph.caching import CacheSettings, CacheStatus, ResponseCache, cache_headers, matches
 from graph.compiled import CompiledOperation, Planner, bind
@@ -106,6 +108,16 @@ class _Answer:
     outcome: str = "ok"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # What the budget said when the cost was taken, for the refund.
+    allowance: Allowance = UNLIMITED
+
+
+class _Refused(Exception):
+    """The client's budget cannot pay for the operation: nothing ran."""
+
+    def __init__(self, allowance: Allowance) -> None:
+        super().__init__("budget")
+        self.allowance = allowance
 
 
 class _Outage(Exception):
@@ -170,6 +182,7 @@ class GraphQLEndpoint:
         self._compiled = compiled
         self._outages = _Outages()
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
+        self._costs = RequestedCosts()
         self._cache = cache or ResponseCache(None, CacheHints(schema), CacheSettings())
         self._persisted = persisted or PersistedDocuments(Registry(None, documents), None)
 
@@ -355,7 +368,7 @@ class GraphQLEndpoint:
 
     def _requested(self, operation: OperationFigures, variables: dict[str, Any]) -> int:
         try:
-            cost = requested_cost(operation, variables)
+            cost = self._costs.requested(operation, variables)
         except PageSizeOutOfRange as error:
             raise RequestFailed(
                 400,
@@ -410,12 +423,6 @@ class GraphQLEndpoint:
         conditional: str | None,
     ) -> Response:
         actor = await context.actor()
-        allowance = await self._budgets.take(actor, context.client_ip, requested)
-        if not allowance.allowed:
-            entry.outcome = "throttled"
-            return self._throttled(allowance, requested, media)
-        context.requested_cost = requested
-        context.allowance = allowance
         cache = self._cache
         policy = cache.policy(operation)
         key = (
@@ -425,18 +432,38 @@ class GraphQLEndpoint:
         )
 
         async def run() -> _Answer:
-            return await self._run(prepared, operation, gql, variables, context, entry)
+            allowance = await self._budgets.take(actor, context.client_ip, requested)
+            if not allowance.allowed:
+                raise _Refused(allowance)
+            context.requested_cost = requested
+            context.allowance = allowance
+            try:
+                answer = await self._run(prepared, operation, gql, variables, context, entry)
+            except _Outage:
+                await self._budgets.settle(allowance, 0)
+                raise
+            return dataclasses.replace(answer, allowance=allowance)
 
         try:
             served = await cache.fetch(key, policy, operation, context.viewer_id, run)
+        except _Refused as refused:
+            entry.outcome = "throttled"
+            return self._throttled(refused.allowance, requested, media)
         except _Outage as outage:
-            await self._budgets.settle(allowance, 0)
             raise outage.error from None
         entry.cache = served.status.value
         if served.status is CacheStatus.HIT:
             assert served.entry is not None
-            entry.path = "cache"
             hit = served.entry
+            # Charged like a miss: the requested cost must fit, and all but what the
+            # stored answer holds comes back (take and refund in one call).
+            allowance = await self._budgets.charge(
+                actor, context.client_ip, requested, hit.actual_cost
+            )
+            if not allowance.allowed:
+                entry.outcome = "throttled"
+                return self._throttled(allowance, requested, media)
+            entry.path = "cache"
             body, actual, status, headers = hit.body, hit.actual_cost, 200, {}
             etag: str | None = hit.etag
             max_age = int(hit.fresh_until - time.time())
@@ -444,16 +471,12 @@ class GraphQLEndpoint:
             assert served.answer is not None
             answer = served.answer
             entry.outcome = answer.outcome
-            body, actual, status, headers = (
-                answer.body,
-                answer.actual,
-                answer.status,
-                answer.headers,
-            )
+            body, actual, status = answer.body, answer.actual, answer.status
+            headers = answer.headers
             etag = served.etag if status == 200 else None
             max_age = policy.max_age
+            allowance = await self._budgets.settle(answer.allowance, actual)
         entry.actual = actual
-        allowance = await self._budgets.settle(allowance, actual)
         headers = {**headers, **_rate_headers(allowance)}
         if operation.kind is OperationType.QUERY:
             headers.update(cache_headers(policy, etag, max_age))
@@ -463,12 +486,9 @@ class GraphQLEndpoint:
         extensions = encode(
             {"cost": _cost_extension(requested, actual, allowance), "cache": served.status.value}
         )
-        return Response(
-            body[:-1] + b',"extensions":' + extensions + b"}",
-            status_code=status,
-            media_type=media,
-            headers=headers,
-        )
+        # One copy of the stored bytes, their closing brace replaced by this request's own.
+        content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))
+        return Response(content, status_code=status, media_type=media, headers=headers)
 
     async def _run(
         self,

@@ -203,18 +203,21 @@ async def read_request(request: Request, max_body: int, max_operation_name: int)
 
 
 async def _body_bytes(request: Request, max_body: int) -> bytes:
-    too_large = bad_request(f"The request body exceeds {max_body} bytes.", 413)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        raise too_large
+        raise _too_large(max_body)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_body:
-            raise too_large
+            raise _too_large(max_body)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(max_body: int) -> RequestFailed:
+    return bad_request(f"The request body exceeds {max_body} bytes.", 413)
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
