@@ -60,7 +60,7 @@ class Context:
 
     @property
     def now(self) -> datetime:
-        """"Now" for defaults of this request's reads (a price history up to now): one
+        """ "Now" for defaults of this request's reads (a price history up to now): one
         instant, taken on first use, so that the fields of many objects ask the same
         question and share one batch."""
         if self._now is None:

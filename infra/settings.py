@@ -206,9 +206,7 @@ class Settings:
             cache_timeout_seconds=_int(env, "CACHE_TIMEOUT_MS", 250, 1, 10_000) / 1000,
             cache_max_entries=_int(env, "CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
             cache_max_bytes=_int(env, "CACHE_MAX_BYTES", 256_000_000, 1_000, 100_000_000_000),
-            cache_max_entry_bytes=_int(
-                env, "CACHE_MAX_ENTRY_BYTES", 1_000_000, 100, 100_000_000
-            ),
+            cache_max_entry_bytes=_int(env, "CACHE_MAX_ENTRY_BYTES", 1_000_000, 100, 100_000_000),
             apq=_flag(env, "APQ", default=True),
             apq_ttl_seconds=_int(env, "APQ_TTL_SECONDS", 86_400, 1, 365 * 86_400),
             trusted_documents=_choice(env, "TRUSTED_DOCUMENTS", "off", TRUST_MODES),

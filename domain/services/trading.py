@@ -226,9 +226,7 @@ async def _record(
     await uow.ledger.add(user.id, signed, LedgerKind.TRADE, now, market.id, trade.id)
     # The shown price is stored with the shares it derives from, so reads never compute it.
     shown = quoted_yes_price(*after, market.liquidity)
-    market = await uow.markets.apply_trade(
-        market.id, *after, market.volume + amount, shown, now
-    )
+    market = await uow.markets.apply_trade(market.id, *after, market.volume + amount, shown, now)
     return TradeOutcome(trade=trade, position=position, market=market, user=user)
 
 
