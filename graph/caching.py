@@ -201,10 +201,10 @@ class ResponseCache:
         """
         store = self._store
         if store is None or not policy.cacheable:
-            return await self._bypass(run)
+            return await self._bypass(policy, run)
         found = await store.lookup(key)
         if found is None:
-            return await self._bypass(run)
+            return await self._bypass(policy, run)
         entry = found.entry
         if entry is not None:
             if self._clock() < entry.fresh_until or key in self._flights:
@@ -229,9 +229,15 @@ class ResponseCache:
             return await self._miss(key, found.generation, policy, operation, viewer, run)
         return await self._lead(key, found.generation, policy, operation, viewer, run)
 
-    async def _bypass(self, run: Callable[[], Awaitable[A]]) -> Served[A]:
+    async def _bypass(self, policy: Policy, run: Callable[[], Awaitable[A]]) -> Served[A]:
+        """Run without the cache; a cacheable answer still gets its ETag (HTTP caching does
+        not depend on this cache)."""
         self._observe("bypass")
-        return Served(CacheStatus.BYPASS, answer=await run())
+        answer = await run()
+        cacheable = policy.cacheable and answer.cacheable
+        return Served(
+            CacheStatus.BYPASS, answer=answer, etag=etag_of(answer.body) if cacheable else None
+        )
 
     async def _lead(
         self,

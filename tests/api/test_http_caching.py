@@ -157,3 +157,13 @@ async def test_mutations_carry_no_validator(cached: CacheClient, account: Accoun
     payload: dict[str, Any] = response.json()
     assert payload["data"] == {"signOut": {"signedOut": True}}
     assert "ETag" not in response.headers
+
+
+async def test_http_caching_does_not_need_the_response_cache(settings: Settings) -> None:
+    async with cache_server(cached_settings(settings, response_cache=False)) as client:
+        query = unique(PUBLIC)
+        first = await get(client, query)
+        assert first.json()["extensions"]["cache"] == "BYPASS"
+        assert first.headers["Cache-Control"] == "public, max-age=60"
+        again = await get(client, query, **{"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
