@@ -85,10 +85,10 @@ class Context:
         predate a sign-out everywhere. Raises UNAUTHENTICATED when the token
         no longer stands. Loaded once per request, whoever asks first.
         """
-        if self.claims is None:
-            return None  # anonymous: nothing to load (and no task to schedule per request)
-        # One shared future: concurrent resolvers asking at once all wait for the same load.
         if self._actor is None:
+            if self.claims is None:
+                return None  # anonymous: nothing to load (and no task to schedule per request)
+            # One shared future: concurrent resolvers asking at once all wait for the same load.
             self._actor = asyncio.ensure_future(self._load_actor())
         return await self._actor
 

@@ -349,3 +349,35 @@ async def test_a_hit_is_charged_like_a_miss(budgeted: CacheClient) -> None:
     statuses = [(await ask())[0] for _ in range(45)]
     assert statuses[:38] == [200] * 38
     assert set(statuses[38:]) == {429}
+
+
+async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: World) -> None:
+    query = MARKETS + f" # {uuid.uuid4().hex}"
+
+    async def counted() -> dict[str, float]:
+        text = (await cached.http.get("/metrics")).text
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("marketgraph_cache_") and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+    before = await counted()
+    await cached.ask(query)
+    await cached.ask(query)
+    await cached.ask("query { rateLimit { remaining } }")
+    after = await counted()
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    assert grew('marketgraph_cache_requests_total{result="miss"}') >= 1
+    assert grew('marketgraph_cache_requests_total{result="hit"}') >= 1
+    assert grew('marketgraph_cache_requests_total{result="bypass"}') >= 1
+    for name in (
+        "marketgraph_cache_single_flight_waits_total",
+        "marketgraph_cache_invalidations_total",
+        "marketgraph_cache_stale_served_total",
+    ):
+        assert name in after, name
