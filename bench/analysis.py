@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from graphql import GraphQLSyntaxError
+from run import QUERIES
 
-from bench.run import QUERIES
 from graph.analysis import actual_cost, analyse, requested_cost
 from graph.documents import DocumentLimits, DocumentRefused, Documents
 from graph.schema import build_schema

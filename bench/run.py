@@ -265,10 +265,13 @@ def server_env(config: Config) -> dict[str, str]:
         JWT_SECRET=secrets.token_urlsafe(48),
         MARKETGRAPH_ENV=config.environment,
         LOG_LEVEL="WARNING",
-        # The uncached read path at full speed: budgets would throttle one client's load.
+        # The uncached read path at full speed: budgets would throttle one client's load, and
+        # a response cache would answer every request but the first (bench/cache.py measures
+        # that).
         RATE_LIMITS="off",
+        RESPONSE_CACHE="off",
     )
-    env.pop("REDIS_URL", None)  # measure the uncached read path, not a response cache
+    env.pop("REDIS_URL", None)
     if config.db_pool_size is not None:
         env["DB_POOL_SIZE"] = str(config.db_pool_size)
     return env

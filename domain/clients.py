@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 
+# Asked on every request for the same few thousand addresses: parsed once each.
+@lru_cache(maxsize=4096)
 def client_key(address: str | None) -> str:
     """The unit a per-client limit counts: an IPv4 address, or an IPv6 /64 (one subscriber
     usually holds a whole /64, so counting single IPv6 addresses would not limit anyone)."""

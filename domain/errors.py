@@ -73,6 +73,24 @@ class ErrorCode(enum.StrEnum):
         "An argument is out of range or malformed (a bad cursor or id).",
     )
     BAD_REQUEST = ("BAD_REQUEST", "The HTTP request is malformed.")
+    PERSISTED_QUERY_NOT_FOUND = (
+        "PERSISTED_QUERY_NOT_FOUND",
+        "No document is known under that hash or id: send the full text with its hash"
+        " (Apollo's persisted-query link does so by itself).",
+    )
+    PERSISTED_QUERY_NOT_SUPPORTED = (
+        "PERSISTED_QUERY_NOT_SUPPORTED",
+        "This server does not keep automatic persisted queries (APQ=false): send the full text.",
+    )
+    PERSISTED_QUERY_HASH_MISMATCH = (
+        "PERSISTED_QUERY_HASH_MISMATCH",
+        "The persisted query's sha256Hash is not the SHA-256 of the text sent with it.",
+    )
+    DOCUMENT_NOT_TRUSTED = (
+        "DOCUMENT_NOT_TRUSTED",
+        "The server runs only registered documents (TRUSTED_DOCUMENTS=required) and this one"
+        " is not registered.",
+    )
     GRAPHQL_PARSE_FAILED = ("GRAPHQL_PARSE_FAILED", "The document is not valid GraphQL syntax.")
     GRAPHQL_VALIDATION_FAILED = (
         "GRAPHQL_VALIDATION_FAILED",

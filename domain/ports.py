@@ -346,6 +346,10 @@ class Budgets(Protocol):
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         """The budget as it stands, changing nothing."""
 
+    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
+        """A take of ``cost`` and the refund of all but ``spent`` of it, in one atomic call:
+        refused (nothing taken) exactly when the take would be."""
+
 
 class JobQueue(Protocol):
     """Hands tracked jobs to whoever runs them (saq workers, or the in-process runner)."""
@@ -412,3 +416,92 @@ class BatchReads(Protocol):
     async def price_history(self, keys: Sequence[HistoryKey]) -> list[list[PriceBucket]]: ...
 
     async def jobs_by_ids(self, ids: Sequence[UUID]) -> list[Job | None]: ...
+
+
+class Invalidator(Protocol):
+    """Drops cached responses that show what a committed write changed."""
+
+    async def invalidate(self, tags: frozenset[str]) -> None:
+        """Invalidate every cached response holding one of ``tags`` (``domain.changes``).
+
+        Called after the commit, so it never raises: a cache it cannot reach is
+        flushed as soon as it answers again.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A stored query response: the bytes of ``{"data": ...}`` without ``extensions``."""
+
+    body: bytes
+    actual_cost: int
+    etag: str
+    # Wall-clock seconds (shared by every process on the cache).
+    stored_at: float
+    fresh_until: float
+    # The invalidation generation the response was read at (see ``ResponseStore``).
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a response store holds under a key, and its invalidation generation now."""
+
+    entry: CachedResponse | None
+    generation: int
+
+
+class ResponseStore(Protocol):
+    """Cached responses with their tags; every invalidation advances a generation.
+
+    A response is stored with the generation its lookup saw: if any of its tags
+    was invalidated since then (a write committed while it was being read), the
+    store refuses it, so a slow read can never put back what a write dropped.
+    """
+
+    async def lookup(self, key: str) -> Lookup | None:
+        """The entry under ``key`` (None inside when there is none); None when the store is
+        unreachable (the caller bypasses it)."""
+
+    async def store(
+        self, key: str, entry: CachedResponse, tags: frozenset[str], ttl_seconds: int
+    ) -> bool:
+        """Keep ``entry`` for ``ttl_seconds`` unless a tag changed after ``entry.generation``;
+        False when refused or unreachable."""
+
+    async def invalidate(self, tags: frozenset[str]) -> None:
+        """Drop every entry holding one of ``tags``; never raises (see ``Invalidator``)."""
+
+
+class PersistedQueries(Protocol):
+    """Automatic persisted queries: query texts by the SHA-256 of their text."""
+
+    async def get(self, sha256: str) -> str | None:
+        """The text stored under the hash; None when unknown (or the store is unreachable)."""
+
+    async def put(self, sha256: str, query: str) -> None:
+        """Remember a text under its (verified) hash; never raises."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedDocument:
+    """A registered operation document: its id in the client's manifest, and its text."""
+
+    id: str
+    body: str
+    sha256: str
+    name: str | None
+    registered_at: datetime | None = None
+
+
+class TrustedDocuments(Protocol):
+    """The registry of trusted documents (``marketgraph register-operations``)."""
+
+    async def all(self) -> list[TrustedDocument]: ...
+
+    async def since(self, registered_after: datetime) -> list[TrustedDocument]:
+        """Documents registered after the instant (for picking up new registrations)."""
+
+    async def register(self, documents: Sequence[TrustedDocument], now: datetime) -> int:
+        """Add the documents; an id already registered with another body is a ``Conflict``.
+        Returns how many were new."""

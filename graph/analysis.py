@@ -17,7 +17,7 @@ which validation then reports) adds nothing the second time round.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +104,10 @@ class CostField:
     rule: FieldRule
     size: Size | None
     sub: CostSet | None
+    # The type the field is selected on and the named type it returns ("" when the
+    # document names no such field): for the cache's hints and tags (``graph.caching``).
+    parent: str = ""
+    returns: str = ""
 
 
 @dataclass(eq=False, slots=True)
@@ -282,7 +286,10 @@ class _Walker:
             variables.add(size.variable)
         key = node.alias.value if node.alias else name
         sub = None if rule.kind is Kind.INTROSPECTION or not node.selection_set else child.cost
-        return figures, CostField(key, name, rule, size, sub), frozenset(variables)
+        cost_field = CostField(
+            key, name, rule, size, sub, parent.name if parent else "", kind.name if kind else ""
+        )
+        return figures, cost_field, frozenset(variables)
 
 
 def _directives(nodes: tuple[DirectiveNode, ...] | None) -> int:
@@ -453,6 +460,28 @@ def requested_cost(operation: OperationFigures, variables: Mapping[str, Any]) ->
     if not operation.size_variables:
         root._constant = cost
     return cost
+
+
+class RequestedCosts:
+    """Requested costs, each computed once for an operation no variable sizes (its cost is
+    then the same for every request): most operations, on every request."""
+
+    def __init__(self, entries: int = 1_024) -> None:
+        self._entries = entries
+        # Keyed by identity, holding the operation so that the id stays its own.
+        self._fixed: OrderedDict[int, tuple[OperationFigures, int]] = OrderedDict()
+
+    def requested(self, operation: OperationFigures, variables: Mapping[str, Any]) -> int:
+        if operation.size_variables:
+            return requested_cost(operation, variables)
+        found = self._fixed.get(id(operation))
+        if found is not None:
+            return found[1]
+        cost = requested_cost(operation, variables)
+        self._fixed[id(operation)] = (operation, cost)
+        if len(self._fixed) > self._entries:
+            self._fixed.popitem(last=False)
+        return cost
 
 
 def actual_cost(operation: OperationFigures, data: Any) -> int:

@@ -20,37 +20,44 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from domain.policy import POSITIONS
-from domain.ports import Budgets
+from domain.ports import Budgets, PersistedQueries, ResponseStore
 from domain.services.admin import AdminService
 from domain.services.markets import MarketService
 from domain.services.sessions import SessionPolicy, SessionService, SignInLimits
 from domain.services.users import UserService
 from graph.budgets import BudgetGate
+from graph.cache_policy import CacheHints
+from graph.caching import CacheSettings, ResponseCache, fingerprint
 from graph.compiled import Planner
 from graph.context import Services
 from graph.documents import DocumentLimits, Documents
 from graph.graphiql import ASSETS_PATH, missing_assets
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
 from graph.middleware import Edge, cors
+from graph.persisted import PersistedDocuments, Registry, TrustMode
 from graph.schema import build_schema
 from graph.worker import JobSystem
 from infra.budgets import MemoryBudgets, RedisBudgets
+from infra.cache import RedisResponseStore, StoreInvalidator, response_store
 from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
 from infra.db.engine import create_engine, observe_pool, read_engine
 from infra.db.identity import IdentityReader
 from infra.db.migrate import ensure_current, upgrade
 from infra.db.outages import is_outage
 from infra.db.readers import Readers
+from infra.db.trusted import SqlTrustedDocuments
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.metrics import (
     exposition,
+    observe_cache,
     observe_operation,
     observe_request,
     process_started,
     process_stopped,
 )
 from infra.passwords import Argon2Hasher
+from infra.persisted import MemoryPersistedQueries, RedisPersistedQueries
 from infra.redis import RedisBreaker, create_redis, warm_up
 from infra.redis import is_outage as redis_outage
 from infra.settings import Settings
@@ -98,10 +105,17 @@ def create_app(settings: Settings) -> Starlette:
         budgets = (
             RedisBudgets(redis, settings.redis_key_prefix, breaker) if redis else MemoryBudgets()
         )
-    jobs = JobSystem(settings, lambda: SqlUnitOfWork(engine), utcnow)
+    cache_store = response_store(settings, redis, breaker)
+    # Every committed write, from a mutation or a job, invalidates what it changed.
+    invalidator = StoreInvalidator(cache_store) if cache_store is not None else None
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, invalidator)
+
+    jobs = JobSystem(settings, uow, utcnow)
     services = Services(
         users=UserService(
-            uow=lambda: SqlUnitOfWork(engine),
+            uow=uow,
             hasher=hasher,
             clock=utcnow,
             starting_balance=settings.starting_balance,
@@ -109,7 +123,7 @@ def create_app(settings: Settings) -> Starlette:
             sign_ups_per_client=settings.signup_client_limit,
         ),
         sessions=SessionService(
-            uow=lambda: SqlUnitOfWork(engine),
+            uow=uow,
             hasher=hasher,
             tokens=tokens,
             clock=utcnow,
@@ -125,8 +139,8 @@ def create_app(settings: Settings) -> Starlette:
                 reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
             ),
         ),
-        markets=MarketService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
-        admin=AdminService(uow=lambda: SqlUnitOfWork(engine), clock=utcnow),
+        markets=MarketService(uow=uow, clock=utcnow),
+        admin=AdminService(uow=uow, clock=utcnow),
         readers=Readers(reads),
         identities=IdentityReader(
             reads, timedelta(seconds=settings.session_lifetime_seconds), utcnow
@@ -157,6 +171,41 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     graphiql_assets_url = _graphiql_assets(settings)
+    cache = ResponseCache(
+        cache_store,
+        CacheHints(
+            schema._schema,
+            positions_public=settings.positions_public,
+            default_max_age=settings.cache_max_age_seconds,
+        ),
+        CacheSettings(
+            stale_seconds=settings.cache_stale_seconds,
+            wait_seconds=settings.cache_wait_seconds,
+            max_entry_bytes=settings.cache_max_entry_bytes,
+            fingerprint=fingerprint(schema.as_str(), settings.positions_public),
+        ),
+        observe=observe_cache,
+    )
+    apq: PersistedQueries | None = None
+    if settings.apq:
+        apq = (
+            RedisPersistedQueries(
+                redis,
+                settings.redis_key_prefix,
+                breaker,
+                settings.apq_ttl_seconds,
+                settings.cache_timeout_seconds,
+            )
+            if redis is not None
+            else MemoryPersistedQueries()
+        )
+    registry = Registry(SqlTrustedDocuments(engine), documents)
+    persisted = PersistedDocuments(
+        registry,
+        apq,
+        TrustMode(settings.trusted_documents),
+        admins_exempt=settings.trusted_documents_admin,
+    )
     graphql = GraphQLEndpoint(
         schema._schema,
         documents,
@@ -170,6 +219,8 @@ def create_app(settings: Settings) -> Starlette:
         observe=observe_operation,
         graphiql_assets_url=graphiql_assets_url,
         compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
+        cache=cache,
+        persisted=persisted,
     )
 
     @asynccontextmanager
@@ -187,12 +238,15 @@ def create_app(settings: Settings) -> Starlette:
                 if not redis_outage(error):
                     raise
                 breaker.failed(error)  # serve anyway: limits start in process
+        trusted = await registry.load()
         await jobs.start_in_process()
         started = {
             "pid": os.getpid(),
             "environment": settings.environment,
             "database": "sqlite" if settings.is_sqlite else "postgresql",
             "reads": "compiled" if compiled_reads is not None else "resolvers",
+            "cache": _cache_kind(cache_store),
+            "trusted_documents": f"{settings.trusted_documents} ({trusted} registered)",
         }
         if redis is None:
             log.info("app.started", **started, redis="none")
@@ -207,6 +261,8 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             process_stopped()
             await jobs.close()
+            if cache_store is not None:
+                await cache_store.close()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)
@@ -271,8 +327,17 @@ def create_app(settings: Settings) -> Starlette:
     app.state.tokens = tokens
     app.state.redis_breaker = breaker
     app.state.budgets = budgets  # None when RATE_LIMITS=off
+    app.state.response_store = cache_store  # None when RESPONSE_CACHE=off
+    app.state.documents = documents
+    app.state.trusted_documents = registry
     app.state.graphiql_assets_url = graphiql_assets_url
     return app
+
+
+def _cache_kind(store: ResponseStore | None) -> str:
+    if store is None:
+        return "off"
+    return "redis" if isinstance(store, RedisResponseStore) else "in-process"
 
 
 def document_limits(settings: Settings) -> DocumentLimits:

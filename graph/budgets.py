@@ -66,6 +66,18 @@ class BudgetGate:
         state = await self._store.take(key, cost, spec)
         return _allowance(state, key, cost if state.allowed else 0, spec)
 
+    async def charge(
+        self, actor: Actor | None, client_ip: str | None, requested: int, actual: int
+    ) -> Allowance:
+        """Take the requested cost and refund what ``actual`` did not spend, in one call: what
+        an answer known in advance (a cache hit) costs, exactly what ``take`` then ``settle``
+        would have cost it."""
+        if self._store is None:
+            return UNLIMITED
+        key, spec = self._who(actor, client_ip)
+        state = await self._store.charge(key, requested, actual, spec)
+        return _allowance(state, key, min(actual, requested) if state.allowed else 0, spec)
+
     async def settle(self, allowance: Allowance, actual: int) -> Allowance:
         """Give back what the operation was charged beyond its actual cost."""
         if self._store is None or allowance.spec is None:

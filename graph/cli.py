@@ -1,4 +1,5 @@
-"""The ``marketgraph`` command: serve, migrate, seed, create-admin, export-schema.
+"""The ``marketgraph`` command: serve, migrate, seed, create-admin, worker,
+register-operations, export-schema.
 
 Each subcommand is a function taking the parsed arguments, registered in
 ``build_parser`` with ``set_defaults(run=...)``. A start-up failure is one line on
@@ -155,6 +156,10 @@ def _serve(args: argparse.Namespace) -> None:
     if settings.is_sqlite and workers > 1:
         log.warning("server.one_worker", reason="the embedded SQLite default runs one worker")
         workers = 1
+    if workers > 1 and settings.response_cache and not settings.redis_url:
+        # Each worker would keep a cache of its own that the others' writes never reach.
+        log.warning("server.cache_off", reason="several workers share a response cache on Redis")
+        os.environ["RESPONSE_CACHE"] = "false"
     redis = asyncio.run(_redis_state(settings))
     starting = {
         "url": _url(args.host, args.port) + "/graphql",
@@ -297,6 +302,77 @@ def _worker(args: argparse.Namespace) -> None:
         _fail(f"DATABASE_URL: {error}")
 
 
+def _register_operations(args: argparse.Namespace) -> None:
+    """Register the documents of an Apollo or Relay persisted-query manifest as trusted.
+
+    Every document must parse, fit the query limits and validate against the
+    schema this version serves; any that does not is named and nothing is
+    registered. An id already registered for another document is refused too.
+    """
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from graphql import GraphQLError
+
+    from domain.errors import Conflict
+    from graph.app import document_limits
+    from graph.documents import DocumentRefused, Documents
+    from graph.persisted import ManifestError, parse_manifest
+    from graph.schema import build_schema
+    from infra.db.engine import create_engine
+    from infra.db.trusted import SqlTrustedDocuments
+
+    settings = _settings()
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        _fail(f"register-operations: cannot read {path} ({error.strerror or error})")
+    try:
+        documents = parse_manifest(raw)
+    except ManifestError as error:
+        _fail(f"register-operations: {path}: {error}")
+    schema = build_schema()._schema
+    preparing = Documents(schema, document_limits(settings))
+    problems: list[str] = []
+    named = []
+    for document in documents:
+        try:
+            prepared = preparing.prepare(document.body)
+        except (GraphQLError, DocumentRefused) as error:
+            problems.append(f"{document.id}: {getattr(error, 'message', str(error))}")
+            continue
+        if prepared.errors:
+            problems.append(f"{document.id}: {prepared.errors[0].message}")
+            continue
+        first = prepared.figures.operations[0].name if prepared.figures.operations else None
+        named.append(dataclasses.replace(document, name=document.name or first))
+    if problems:
+        _fail(
+            f"register-operations: {len(problems)} of {len(documents)} documents do not fit"
+            " this schema, nothing registered:\n  " + "\n  ".join(problems[:20])
+        )
+    unique = list({document.id: document for document in named}.values())
+
+    async def run() -> int:
+        await _prepare(settings, migrate=settings.is_sqlite, demo=False)
+        engine = create_engine(settings)
+        try:
+            return await SqlTrustedDocuments(engine).register(unique, datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    try:
+        added = asyncio.run(run())
+    except Conflict as error:
+        _fail(f"register-operations: {error.message} Nothing registered.")
+    print(
+        f"marketgraph: registered {added} new trusted documents"
+        f" ({len(unique) - added} already registered) from {path}",
+        file=sys.stderr,
+    )
+
+
 def _export_schema(args: argparse.Namespace) -> None:
     from graph.schema import schema
 
@@ -370,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=None, help="jobs at once (default: JOB_CONCURRENCY)"
     )
     worker.set_defaults(run=_worker)
+
+    register = command(
+        "register-operations",
+        "register the documents of an Apollo or Relay persisted-query manifest as trusted"
+        " (see TRUSTED_DOCUMENTS)",
+    )
+    register.add_argument("file", help="the manifest (JSON)")
+    register.set_defaults(run=_register_operations)
 
     schema = command("export-schema", "print the schema in SDL")
     schema.add_argument(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from domain.entities import User
 from domain.policy import POSITIONS, Actor
 from domain.ports import AccessClaims, BatchReads, Budgets, Identities
 from domain.services.admin import AdminService
@@ -48,17 +49,35 @@ class Services:
 class Context:
     request_id: str
     services: Services
-    loaders: Loaders
     claims: AccessClaims | None
     client_ip: str | None = None
     internal_errors: int = 0
     # This operation's requested cost and what the budget said about it (the rateLimit field).
     requested_cost: int = 0
     allowance: Allowance = UNLIMITED
-    # "Now" for defaults of this request's reads (a price history up to now): one instant,
-    # so that the fields of many objects ask the same question and share one batch.
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _now: datetime | None = field(default=None, repr=False)
     _actor: asyncio.Future[Actor | None] | None = field(default=None, repr=False)
+    _loaders: Loaders | None = field(default=None, repr=False)
+    _viewer: User | None = field(default=None, repr=False)
+
+    @property
+    def now(self) -> datetime:
+        """ "Now" for defaults of this request's reads (a price history up to now): one
+        instant, taken on first use, so that the fields of many objects ask the same
+        question and share one batch."""
+        if self._now is None:
+            self._now = datetime.now(UTC)
+        return self._now
+
+    @property
+    def loaders(self) -> Loaders:
+        """This request's loaders, built on first use: a request answered from the response
+        cache never needs them, and building twenty DataLoaders costs more than its answer."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.services.readers)
+            if self._viewer is not None:
+                self._loaders.know_user(self._viewer)
+        return self._loaders
 
     async def actor(self) -> Actor | None:
         """The signed-in user as the database has them now, or None when anonymous.
@@ -68,10 +87,10 @@ class Context:
         predate a sign-out everywhere. Raises UNAUTHENTICATED when the token
         no longer stands. Loaded once per request, whoever asks first.
         """
-        if self._actor is None and self.claims is None:
-            return None  # anonymous: nothing to load, and no task to make for it
-        # One shared future: concurrent resolvers asking at once all wait for the same load.
         if self._actor is None:
+            if self.claims is None:
+                return None  # anonymous: nothing to load (and no task to schedule per request)
+            # One shared future: concurrent resolvers asking at once all wait for the same load.
             self._actor = asyncio.ensure_future(self._load_actor())
         return await self._actor
 
@@ -88,7 +107,9 @@ class Context:
         ):
             raise unauthenticated("The access token is no longer valid; sign in again.")
         # The viewer's row is loaded now; later `viewer`/`user` reads of it need no query.
-        self.loaders.know_user(identity.user)
+        self._viewer = identity.user
+        if self._loaders is not None:
+            self._loaders.know_user(identity.user)
         return Actor(
             user_id=identity.user.id, role=identity.user.role, session_id=claims.session_id
         )

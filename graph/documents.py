@@ -135,6 +135,8 @@ class Documents:
         self._hide_suggestions = not suggestions
         self._cache: OrderedDict[str, Prepared] = OrderedDict()
         self._cached_chars = 0
+        # Documents parsed and validated so far (what the cache above spares).
+        self.prepared = 0
 
     def prepare(self, query: str) -> Prepared:
         """The prepared document; raises ``GraphQLSyntaxError`` or ``DocumentRefused``.
@@ -147,6 +149,7 @@ class Documents:
         if found is not None:
             self._cache.move_to_end(query)
             return found
+        self.prepared += 1
         document = parse(query, max_tokens=self.limits.max_tokens)
         figures = analyse(self.rules, document)
         check_figures(figures, self.limits)

@@ -125,16 +125,23 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     """Take jobs from Redis until SIGTERM or SIGINT; then finish or hand back what runs."""
     from dataclasses import replace
 
+    from infra.cache import StoreInvalidator, response_store
     from infra.db.engine import create_engine
     from infra.db.migrate import ensure_current
     from infra.db.uow import SqlUnitOfWork
     from infra.logging import configure_logging
+    from infra.redis import RedisBreaker, create_redis
 
     configure_logging(settings.log_level, settings.log_format)
     if concurrency is not None:
         settings = replace(settings, worker_concurrency=concurrency)
     engine = create_engine(settings)
-    system = JobSystem(settings, lambda: SqlUnitOfWork(engine), _utcnow)
+    assert settings.redis_url, "workers take their jobs from Redis"
+    # The jobs' writes invalidate the API's response cache, like the mutations' do.
+    redis = create_redis(settings.redis_url, pool_size=8)
+    store = response_store(settings, redis, RedisBreaker())
+    invalidator = StoreInvalidator(store) if store is not None else None
+    system = JobSystem(settings, lambda: SqlUnitOfWork(engine, invalidator), _utcnow)
     worker = system.saq_worker()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,4 +166,7 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     finally:
         await worker.queue.disconnect()
         await system.close()
+        if store is not None:
+            await store.close()
+        await redis.aclose(close_connection_pool=True)
         await engine.dispose()

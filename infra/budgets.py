@@ -41,9 +41,10 @@ _EPSILON_S = 1e-9
 # How often the in-process budgets drop the ones that have refilled completely.
 _SWEEP_SECONDS = 60.0
 
-TAKE, REFUND, PEEK = "take", "refund", "peek"
+TAKE, REFUND, PEEK, CHARGE = "take", "refund", "peek", "charge"
 
-# ARGV: mode, capacity, interval (µs per point), points. Returns
+# ARGV: mode, capacity, interval (µs per point), points, and for a charge the points kept
+# of those taken (a take and its refund in one call). Returns
 # {allowed (0/1), µs until full (rounded up), µs until the take would fit (rounded up)}.
 # The TAT is stored with %.17g, which reads back as the same double.
 _GCRA = """
@@ -55,12 +56,15 @@ local tolerance = tonumber(ARGV[2]) * interval
 local points = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-if mode == 'take' then
+if mode == 'take' or mode == 'charge' then
   local wanted = tat + points * interval
   if wanted - now > tolerance + 0.5 then
     return {0, math.ceil(tat - now), math.ceil(wanted - tolerance - now)}
   end
   tat = wanted
+  if mode == 'charge' then
+    tat = math.max(tat - (points - tonumber(ARGV[5])) * interval, now)
+  end
 elseif mode == 'refund' then
   tat = math.max(tat - points * interval, now)
 end
@@ -98,6 +102,11 @@ def _checked(points: int, what: str) -> int:
     return points
 
 
+def _kept(cost: int, spent: int) -> int:
+    """What a charge keeps of what it takes: what was spent, at most what was taken."""
+    return min(cost, _checked(spent, "spent"))
+
+
 class MemoryBudgets:
     """Per-process budgets: the embedded default, and the fallback while Redis is away."""
 
@@ -115,21 +124,29 @@ class MemoryBudgets:
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         return self.apply(PEEK, key, 0, spec)
 
-    def apply(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
+        return self.apply(CHARGE, key, _checked(cost, "cost"), spec, _kept(cost, spent))
+
+    def apply(
+        self, mode: str, key: str, points: int, spec: BudgetSpec, keep: int = 0
+    ) -> BudgetState:
         """One call, synchronously: nothing else runs between the check and the take."""
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
         tat = max(self._tats.get(key, now), now)
-        if mode == TAKE and points > spec.capacity:
+        taking = mode in (TAKE, CHARGE)
+        if taking and points > spec.capacity:
             return _state(spec, False, tat - now, None)  # it never fits
         interval = 1.0 / spec.restore_per_second
         tolerance = spec.capacity * interval
-        if mode == TAKE:
+        if taking:
             wanted = tat + points * interval
             if wanted - now > tolerance + _EPSILON_S:
                 return _state(spec, False, tat - now, wanted - tolerance - now)
             tat = wanted
+            if mode == CHARGE:
+                tat = max(tat - (points - keep) * interval, now)
         elif mode == REFUND:
             tat = max(tat - points * interval, now)
         if mode != PEEK:
@@ -180,11 +197,21 @@ class RedisBudgets:
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         return await self._call(PEEK, key, 0, spec)
 
-    async def _call(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
+        _checked(cost, "cost")
+        if cost > spec.capacity:
+            state = await self._call(PEEK, key, 0, spec)
+            return _state(spec, False, state.reset_seconds, None)
+        return await self._call(CHARGE, key, cost, spec, _kept(cost, spent))
+
+    async def _call(
+        self, mode: str, key: str, points: int, spec: BudgetSpec, keep: int = 0
+    ) -> BudgetState:
         async def shared() -> BudgetState:
             interval_us = 1_000_000 / spec.restore_per_second
             allowed, full_in_us, retry_us = await self._script(
-                keys=[self._prefix + key], args=[mode, spec.capacity, repr(interval_us), points]
+                keys=[self._prefix + key],
+                args=[mode, spec.capacity, repr(interval_us), points, keep],
             )
             return _state(
                 spec,
@@ -194,12 +221,12 @@ class RedisBudgets:
             )
 
         async def local() -> BudgetState:
-            return self._fallback.apply(mode, key, points, spec)
+            return self._fallback.apply(mode, key, points, spec, keep)
 
         try:
             return await self._breaker.run(COMPONENT, shared, local)
         except RedisBusy:
-            if mode == TAKE:
+            if mode in (TAKE, CHARGE):
                 state = self._fallback.apply(PEEK, key, 0, spec)
                 return _state(spec, False, state.reset_seconds, BUSY_RETRY_SECONDS)
             return self._fallback.apply(mode, key, points, spec)

@@ -59,6 +59,32 @@ DB_POOL_IN_USE = Gauge(
     "Database connections checked out of the API's pools right now, over live processes.",
     multiprocess_mode="livesum",
 )
+CACHE_REQUESTS = Counter(
+    "marketgraph_cache_requests_total",
+    "Query operations by what the response cache did: hit (answered from it), miss (run,"
+    " then stored if it could be) or bypass (not cacheable, or the cache unreachable).",
+    ["result"],
+)
+CACHE_WAITS = Counter(
+    "marketgraph_cache_single_flight_waits_total",
+    "Cache misses that waited for an identical request already running instead of running"
+    " the operation themselves.",
+)
+CACHE_STALE = Counter(
+    "marketgraph_cache_stale_served_total",
+    "Hits answered with an entry past its max age (within the stale grace) while one"
+    " request refreshed it.",
+)
+CACHE_INVALIDATIONS = Counter(
+    "marketgraph_cache_invalidations_total",
+    "Cache tags invalidated by committed writes (mutations and jobs).",
+)
+CACHE_REDIS_ERRORS = Counter(
+    "marketgraph_cache_redis_errors_total",
+    "Response-cache and persisted-query calls to Redis that failed; the request went on"
+    " without them. By operation.",
+    ["operation"],
+)
 PROCESSES = Gauge(
     "marketgraph_api_processes",
     "API processes serving (one per uvicorn worker) whose values this scrape sums.",
@@ -137,6 +163,21 @@ def observe_request(route: str, status: int) -> None:
     if series is None:
         series = _requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
     series.inc()
+
+
+_CACHE_EVENTS = {
+    "hit": CACHE_REQUESTS.labels("hit"),
+    "miss": CACHE_REQUESTS.labels("miss"),
+    "bypass": CACHE_REQUESTS.labels("bypass"),
+    "wait": CACHE_WAITS,
+    "stale": CACHE_STALE,
+}
+
+
+def observe_cache(event: str) -> None:
+    """Count one event of the response cache: ``hit``, ``miss``, ``bypass``, ``wait``
+    (a miss that waited for an identical request) or ``stale`` (a stale hit)."""
+    _CACHE_EVENTS[event].inc()
 
 
 def multiprocess_mode() -> bool:

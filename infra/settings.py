@@ -23,6 +23,7 @@ from domain.limits import BudgetSpec, RoleBudgets
 ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TRUST_MODES = ("off", "required")
 
 
 class ConfigError(Exception):
@@ -92,6 +93,19 @@ class Settings:
     worker_sweep_seconds: int = 30
     settlement_batch_size: int = 500
     market_close_cron: str = "* * * * *"
+    # Caching and persisted queries (see README, "Caching and persisted queries").
+    response_cache: bool = True
+    cache_max_age_seconds: int = 60
+    cache_stale_seconds: int = 10
+    cache_wait_seconds: float = 5.0
+    cache_timeout_seconds: float = 0.25
+    cache_max_entries: int = 10_000
+    cache_max_bytes: int = 256_000_000
+    cache_max_entry_bytes: int = 1_000_000
+    apq: bool = True
+    apq_ttl_seconds: int = 86_400
+    trusted_documents: str = "off"
+    trusted_documents_admin: bool = False
 
     @property
     def jwt_secret(self) -> str:
@@ -185,6 +199,18 @@ class Settings:
             worker_sweep_seconds=_int(env, "WORKER_SWEEP_SECONDS", 30, 1, 3600),
             settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 500, 1, 10_000),
             market_close_cron=_cron(env, "MARKET_CLOSE_CRON", "* * * * *"),
+            response_cache=_flag(env, "RESPONSE_CACHE", default=True),
+            cache_max_age_seconds=_int(env, "CACHE_MAX_AGE_SECONDS", 60, 1, 86_400),
+            cache_stale_seconds=_int(env, "CACHE_STALE_SECONDS", 10, 0, 3_600),
+            cache_wait_seconds=_seconds(env, "CACHE_WAIT_SECONDS", 5.0, 0.01, 60.0),
+            cache_timeout_seconds=_int(env, "CACHE_TIMEOUT_MS", 250, 1, 10_000) / 1000,
+            cache_max_entries=_int(env, "CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
+            cache_max_bytes=_int(env, "CACHE_MAX_BYTES", 256_000_000, 1_000, 100_000_000_000),
+            cache_max_entry_bytes=_int(env, "CACHE_MAX_ENTRY_BYTES", 1_000_000, 100, 100_000_000),
+            apq=_flag(env, "APQ", default=True),
+            apq_ttl_seconds=_int(env, "APQ_TTL_SECONDS", 86_400, 1, 365 * 86_400),
+            trusted_documents=_choice(env, "TRUSTED_DOCUMENTS", "off", TRUST_MODES),
+            trusted_documents_admin=_flag(env, "TRUSTED_DOCUMENTS_ADMIN", default=False),
         )
 
 

@@ -91,6 +91,10 @@ async def settings(
         # no Redis) the in-process runner. Tests of `marketgraph worker` start their own.
         "RUN_JOBS_IN_PROCESS": "true",
         "JOB_RETRY_DELAY_SECONDS": "0",
+        # The shared server answers every request by running it: the SQL-count and
+        # differential tests measure the executors. The cache's tests run servers of
+        # their own (TEST_RESPONSE_CACHE=true runs the whole suite through the cache).
+        "RESPONSE_CACHE": os.environ.get("TEST_RESPONSE_CACHE", "false"),
     }
     if backend == "sqlite":
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
@@ -114,7 +118,9 @@ async def settings(
         await admin.close()
         client = aioredis.from_url(REDIS_URL)
         # saq names its keys saq:<queue>:... and saq:job:<queue>:...; the queue is <prefix>jobs.
-        for pattern in (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*"):
+        # The response cache's keys carry the prefix inside a Cluster hash tag: {<prefix>cache}.
+        patterns = (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*", f"{{{prefix}*")
+        for pattern in patterns:
             keys = [key async for key in client.scan_iter(match=pattern)]
             if keys:
                 await client.delete(*keys)

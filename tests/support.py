@@ -173,6 +173,15 @@ class RedisProcess:
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """Stall it as a hung server would: connections stay open, nothing is answered."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def close(self) -> None:
         """Make sure it is gone (thawed first, in case a test froze it)."""
         if self.process is not None and self.process.poll() is None:

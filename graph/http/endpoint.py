@@ -5,22 +5,30 @@
    a document over a limit is refused here, before validation walks it.
 3. Choose the operation, coerce its variables, and compute its requested cost
    (``graph.analysis``); an operation over the cost limit is refused.
-4. Authenticate (``graph.http.auth``), then take the cost from the client's
-   budget (``graph.budgets``): a client that cannot pay gets 429 and nothing runs.
-5. Execute (``graph.execution``), measure the actual cost of what came back,
-   refund the difference, and answer with the cost and budget in
-   ``extensions.cost`` and the ``RateLimit-*`` headers.
+4. Authenticate (``graph.http.auth``).
+5. Answer from the response cache (``graph.caching``), or take the cost from
+   the client's budget (``graph.budgets``; a client that cannot pay gets 429
+   and nothing runs) and execute (compiled, else ``graph.execution``), measure
+   the actual cost of what came back and refund the difference. A hit is
+   charged the same: its requested cost must fit, and all but its stored
+   actual cost comes back, in one budget call. Answer with the cost, budget
+   and cache status in ``extensions`` and the ``RateLimit-*`` and HTTP caching
+   headers (304 for a GET whose ``If-None-Match`` still holds).
+
+The document itself may come by hash or id (``graph.persisted``: APQ and
+trusted documents) instead of as text.
 
 Every request logs one line and counts once in the metrics, whatever its fate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,11 +44,13 @@ from domain.ports import AccessClaims, CompiledReads
 from graph.analysis import (
     OperationFigures,
     PageSizeOutOfRange,
+    RequestedCosts,
     actual_cost,
     explain,
-    requested_cost,
 )
-from graph.budgets import Allowance, BudgetGate
+from graph.budgets import UNLIMITED, Allowance, BudgetGate
+from graph.cache_policy import CacheHints
+from graph.caching import CacheSettings, CacheStatus, ResponseCache, cache_headers, matches
 from graph.compiled import CompiledOperation, Planner, bind
 from graph.context import Context, Services
 from graph.documents import DocumentRefused, Documents, Prepared
@@ -59,7 +69,7 @@ from graph.http.protocol import (
     media_type,
     read_request,
 )
-from graph.loaders import Loaders
+from graph.persisted import Document, PersistedDocuments, PersistedError, Registry
 from graph.variables import Variables
 
 log = structlog.get_logger("marketgraph.http")
@@ -83,8 +93,41 @@ class _Log:
     outcome: str = "ok"
     requested: int | None = None
     actual: int | None = None
-    # Which executor ran it: "compiled" (one SQL statement per root field) or "resolver".
+    # Which executor ran it: "compiled" (one SQL statement per root field) or "resolver";
+    # "cache" for a response cache hit.
     path: str | None = None
+    cache: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What an executor produced: the response without ``extensions`` (``graph.caching``)."""
+
+    body: bytes
+    data: dict[str, Any] | None
+    actual: int
+    cacheable: bool
+    outcome: str = "ok"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    # What the budget said when the cost was taken, for the refund.
+    allowance: Allowance = UNLIMITED
+
+
+class _Refused(Exception):
+    """The client's budget cannot pay for the operation: nothing ran."""
+
+    def __init__(self, allowance: Allowance) -> None:
+        super().__init__("budget")
+        self.allowance = allowance
+
+
+class _Outage(Exception):
+    """What the operation needs is unreachable; carries the error the edge reports."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Outages:
@@ -124,6 +167,8 @@ class GraphQLEndpoint:
         observe: Observe = _ignore,
         compiled: tuple[Planner, CompiledReads] | None = None,
         graphiql_assets_url: str | None = None,
+        cache: ResponseCache | None = None,
+        persisted: PersistedDocuments | None = None,
     ) -> None:
         self._schema = schema
         self._documents = documents
@@ -142,6 +187,9 @@ class GraphQLEndpoint:
         # Decided once: below the configured level the line would be built for nothing.
         self._log_operations = log.bind().is_enabled_for(logging.INFO)
         self._graphiql_html = graphiql_html(graphiql_assets_url) if graphiql else ""
+        self._costs = RequestedCosts()
+        self._cache = cache or ResponseCache(None, CacheHints(schema), CacheSettings())
+        self._persisted = persisted or PersistedDocuments(Registry(None, documents), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as an ASGI app: the response goes out as two messages, without
@@ -170,28 +218,39 @@ class GraphQLEndpoint:
             if media is None:
                 raise bad_request(f"Accept {JSON} or {GRAPHQL_RESPONSE}.", 406)
             gql = await read_request(request, self._max_body, self._limits.max_operation_name)
-            prepared = self._prepare(gql)
+            document = await self._document(gql)
+            if not self._persisted.admitted(document, None):
+                context = await self._admitted_admin(document, request, request_id)
+            prepared = document.prepared or self._prepare(document.text)
             operation = self._operation(prepared, gql, request.method)
             entry.name, entry.kind = operation.name, operation.kind.value
             if prepared.errors:
                 raise _validation_failed(prepared.errors)
+            await self._persisted.register(document)
             variables = self._variables(operation, gql)
             requested = self._requested(operation, variables.coerced)
             entry.requested = requested
-            context = Context(
-                request_id=request_id,
-                services=self._services,
-                loaders=Loaders(self._services.readers),
-                claims=auth.claims(request, self._decode_access),
-                client_ip=request.client.host if request.client else None,
-            )
+            if context is None:
+                context = self._context(request, request_id)
             await auth.authenticate(context)
             if gql.extensions.get("costExplain") is True:
                 entry.outcome = "explained"
                 response = self._explained(operation, variables.coerced, requested, media)
             else:
+                conditional = (
+                    request.headers.get("if-none-match") if request.method == "GET" else None
+                )
                 response = await self._execute(
-                    prepared, operation, gql, variables, context, requested, media, entry
+                    prepared,
+                    document.sha256,
+                    operation,
+                    gql,
+                    variables,
+                    context,
+                    requested,
+                    media,
+                    entry,
+                    conditional,
                 )
         except RequestFailed as failure:
             entry.outcome = "rejected"
@@ -236,6 +295,7 @@ class GraphQLEndpoint:
             duration_ms=round(elapsed * 1000, 3),
             outcome=entry.outcome,
             path=entry.path,
+            cache=entry.cache,
             status=response.status_code,
             requested_cost=entry.requested,
             actual_cost=entry.actual,
@@ -251,11 +311,46 @@ class GraphQLEndpoint:
             and "text/html" in request.headers.get("accept", "")
         )
 
-    def _prepare(self, gql: GraphQLRequest) -> Prepared:
-        if gql.query is None:
-            raise bad_request("Pass the document as 'query'.")
+    def _context(self, request: Request, request_id: str) -> Context:
+        return Context(
+            request_id=request_id,
+            services=self._services,
+            claims=auth.claims(request, self._decode_access),
+            client_ip=request.client.host if request.client else None,
+        )
+
+    async def _document(self, gql: GraphQLRequest) -> Document:
         try:
-            return self._documents.prepare(gql.query)
+            return await self._persisted.document(gql.query, gql.document_id, gql.extensions)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        except PersistedError as error:
+            raise RequestFailed(400, error.code, error.message, legacy_ok=True) from None
+
+    async def _admitted_admin(
+        self, document: Document, request: Request, request_id: str
+    ) -> Context:
+        """The context of an admin allowed to run an untrusted document; refuses anyone else.
+
+        Without the admin exemption the document is refused before anything reads it."""
+        refused = RequestFailed(
+            400,
+            ErrorCode.DOCUMENT_NOT_TRUSTED,
+            "Only registered documents run on this server: send a registered document's id"
+            " or hash.",
+            legacy_ok=True,
+        )
+        if not self._persisted.admins_exempt:
+            raise refused
+        context = self._context(request, request_id)
+        await auth.authenticate(context)
+        if not self._persisted.admitted(document, await context.actor()):
+            raise refused
+        return context
+
+    def _prepare(self, query: str) -> Prepared:
+        try:
+            return self._documents.prepare(query)
         except GraphQLSyntaxError as error:
             locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
             raise RequestFailed(
@@ -296,7 +391,7 @@ class GraphQLEndpoint:
 
     def _requested(self, operation: OperationFigures, variables: dict[str, Any]) -> int:
         try:
-            cost = requested_cost(operation, variables)
+            cost = self._costs.requested(operation, variables)
         except PageSizeOutOfRange as error:
             raise RequestFailed(
                 400,
@@ -340,6 +435,7 @@ class GraphQLEndpoint:
     async def _execute(
         self,
         prepared: Prepared,
+        document_sha256: str,
         operation: OperationFigures,
         gql: GraphQLRequest,
         variables: VariableValues,
@@ -347,31 +443,95 @@ class GraphQLEndpoint:
         requested: int,
         media: str,
         entry: _Log,
+        conditional: str | None,
     ) -> Response:
         actor = await context.actor()
-        allowance = await self._budgets.take(actor, context.client_ip, requested)
-        if not allowance.allowed:
+        cache = self._cache
+        policy = cache.policy(operation)
+        key = (
+            cache.key(document_sha256, operation, gql.variables, policy, context.viewer_id)
+            if policy.cacheable and cache.enabled
+            else ""
+        )
+
+        async def run() -> _Answer:
+            allowance = await self._budgets.take(actor, context.client_ip, requested)
+            if not allowance.allowed:
+                raise _Refused(allowance)
+            context.requested_cost = requested
+            context.allowance = allowance
+            try:
+                answer = await self._run(prepared, operation, gql, variables, context, entry)
+            except _Outage:
+                await self._budgets.settle(allowance, 0)
+                raise
+            return dataclasses.replace(answer, allowance=allowance)
+
+        try:
+            served = await cache.fetch(key, policy, operation, context.viewer_id, run)
+        except _Refused as refused:
             entry.outcome = "throttled"
-            return self._throttled(allowance, requested, media)
-        context.requested_cost = requested
-        context.allowance = allowance
+            return self._throttled(refused.allowance, requested, media)
+        except _Outage as outage:
+            raise outage.error from None
+        entry.cache = served.status.value
+        if served.status is CacheStatus.HIT:
+            assert served.entry is not None
+            hit = served.entry
+            # Charged like a miss: the requested cost must fit, and all but what the
+            # stored answer holds comes back (take and refund in one call).
+            allowance = await self._budgets.charge(
+                actor, context.client_ip, requested, hit.actual_cost
+            )
+            if not allowance.allowed:
+                entry.outcome = "throttled"
+                return self._throttled(allowance, requested, media)
+            entry.path = "cache"
+            body, actual, status, headers = hit.body, hit.actual_cost, 200, {}
+            etag: str | None = hit.etag
+            max_age = int(hit.fresh_until - time.time())
+        else:
+            assert served.answer is not None
+            answer = served.answer
+            entry.outcome = answer.outcome
+            body, actual, status = answer.body, answer.actual, answer.status
+            headers = answer.headers
+            etag = served.etag if status == 200 else None
+            max_age = policy.max_age
+            allowance = await self._budgets.settle(answer.allowance, actual)
+        entry.actual = actual
+        headers = {**headers, **_rate_headers(allowance)}
+        if operation.kind is OperationType.QUERY:
+            headers.update(cache_headers(policy, etag, max_age))
+            if etag is not None and matches(conditional, etag):
+                entry.outcome = "not_modified"
+                return Response(status_code=304, headers=headers)
+        extensions = encode(
+            {"cost": _cost_extension(requested, actual, allowance), "cache": served.status.value}
+        )
+        # One copy of the stored bytes, their closing brace replaced by this request's own.
+        content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))
+        return Response(content, status_code=status, media_type=media, headers=headers)
+
+    async def _run(
+        self,
+        prepared: Prepared,
+        operation: OperationFigures,
+        gql: GraphQLRequest,
+        variables: VariableValues,
+        context: Context,
+        entry: _Log,
+    ) -> _Answer:
+        """Execute the operation: compiled when it can be, else on the resolver path."""
         if self._compiled is not None:
             planner, reads = self._compiled
             compiled = planner.plan(prepared.document, operation)
             if compiled is not None:
-                response = await self._run_compiled(
-                    compiled,
-                    reads,
-                    operation,
-                    variables,
-                    context,
-                    allowance,
-                    requested,
-                    media,
-                    entry,
+                answer = await self._run_compiled(
+                    compiled, reads, operation, variables, context, entry
                 )
-                if response is not None:
-                    return response
+                if answer is not None:
+                    return answer
         entry.path = "resolver"
         executed: Executed = await run_operation(
             self._schema,
@@ -383,12 +543,8 @@ class GraphQLEndpoint:
             hide_suggestions=self._hide_suggestions,
         )
         if executed.outage is not None:
-            await self._budgets.settle(allowance, 0)
-            raise executed.outage
-        actual = actual_cost(operation, executed.data)
-        entry.actual = actual
-        allowance = await self._budgets.settle(allowance, actual)
-        entry.outcome = (
+            raise _Outage(executed.outage)
+        outcome = (
             "internal_error"
             if executed.internal_errors
             else ("errors" if executed.errors else "ok")
@@ -397,16 +553,23 @@ class GraphQLEndpoint:
         if executed.errors:
             payload["errors"] = executed.errors
         payload["data"] = executed.data
-        payload["extensions"] = {"cost": _cost_extension(requested, actual, allowance)}
-        headers = _rate_headers(allowance)
         status = 200
+        headers: dict[str, str] = {}
         retry_after = _refused_whole(executed)
         if retry_after is not None:
             # Every root field was throttled (a sign-in or sign-up limit): nothing ran.
-            entry.outcome = "throttled"
+            outcome = "throttled"
             status = 429
             headers["Retry-After"] = str(retry_after)
-        return Response(encode(payload), status_code=status, media_type=media, headers=headers)
+        return _Answer(
+            body=encode(payload),
+            data=executed.data,
+            actual=actual_cost(operation, executed.data),
+            cacheable=not executed.errors,
+            outcome=outcome,
+            status=status,
+            headers=headers,
+        )
 
     async def _run_compiled(
         self,
@@ -415,11 +578,8 @@ class GraphQLEndpoint:
         operation: OperationFigures,
         variables: VariableValues,
         context: Context,
-        allowance: Allowance,
-        requested: int,
-        media: str,
         entry: _Log,
-    ) -> Response | None:
+    ) -> _Answer | None:
         """The response from one SQL statement per root field, or None when an argument is
         one the resolver path refuses (it then runs, and says why)."""
         bound = bind(compiled, variables, await context.actor())
@@ -429,7 +589,7 @@ class GraphQLEndpoint:
             texts = await reads.read(compiled.plan, bound)
         except Exception as error:
             if self._is_outage(error):
-                raise
+                raise _Outage(error) from error
             # The resolver path is the reference: a statement the database refuses (a bug,
             # a schema out of step) must not cost the client an answer it would give.
             log.exception("graphql.compiled_failed", request_id=context.request_id)
@@ -440,16 +600,16 @@ class GraphQLEndpoint:
             key: None if text is None else orjson.loads(text)
             for key, text in zip(keys, texts, strict=True)
         }
-        actual = actual_cost(operation, data)
-        entry.actual = actual
-        allowance = await self._budgets.settle(allowance, actual)
         fields = b",".join(
             orjson.dumps(key) + b":" + (b"null" if text is None else text.encode())
             for key, text in zip(keys, texts, strict=True)
         )
-        extensions = encode({"cost": _cost_extension(requested, actual, allowance)})
-        body = b'{"data":{' + fields + b'},"extensions":' + extensions + b"}"
-        return Response(body, media_type=media, headers=_rate_headers(allowance))
+        return _Answer(
+            body=b'{"data":{' + fields + b"}}",
+            data=data,
+            actual=actual_cost(operation, data),
+            cacheable=True,
+        )
 
     def _throttled(self, allowance: Allowance, requested: int, media: str) -> Response:
         if allowance.retry_after is None:

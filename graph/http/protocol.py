@@ -90,6 +90,8 @@ class GraphQLRequest:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any]
+    # A registered document's id instead of the text (``documentId``, or Relay's ``doc_id``).
+    document_id: str | None = None
 
 
 @lru_cache(maxsize=256)
@@ -152,6 +154,11 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise bad_request("'variables' must be a JSON object.")
+    document_id = payload.get("documentId", payload.get("doc_id"))
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise bad_request("'documentId' must be a non-empty string.")
+    if document_id is not None and query is not None:
+        raise bad_request("Send either 'query' or 'documentId', not both.")
     operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise bad_request("'operationName' must be a string.")
@@ -160,7 +167,9 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
             f"'operationName' may be at most {max_operation_name} characters"
             f" ('{_shown(operation_name)}' is longer)."
         )
-    return GraphQLRequest(query, variables, operation_name or None, extensions or {})
+    return GraphQLRequest(
+        query, variables, operation_name or None, extensions or {}, document_id or None
+    )
 
 
 async def read_request(request: Request, max_body: int, max_operation_name: int) -> GraphQLRequest:
@@ -179,6 +188,7 @@ async def read_request(request: Request, max_body: int, max_operation_name: int)
                 "extensions": _loads(raw_extensions, "'extensions' parameter")
                 if raw_extensions
                 else None,
+                "documentId": params.get("documentId", params.get("doc_id")),
             },
             max_operation_name,
         )

@@ -9,6 +9,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.changes import Changes, Kind
 from domain.entities import Job, JobKind, JobState
 from infra.db.models import jobs
 from infra.db.rows import JOB_COLUMNS, to_job
@@ -17,8 +18,13 @@ _UNFINISHED = (JobState.QUEUED, JobState.RUNNING, JobState.RETRYING)
 
 
 class SqlJobRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
+
+    def _changed(self, job: Job) -> Job:
+        self._changes.entity(Kind.JOB, job.id)
+        return job
 
     async def add(self, kind: JobKind, market_id: UUID | None, now: datetime) -> Job:
         stmt = (
@@ -34,7 +40,7 @@ class SqlJobRepository:
             )
             .returning(*JOB_COLUMNS)
         )
-        return to_job((await self._conn.execute(stmt)).one())
+        return self._changed(to_job((await self._conn.execute(stmt)).one()))
 
     async def get(self, job_id: UUID) -> Job | None:
         row = (
@@ -57,7 +63,7 @@ class SqlJobRepository:
             .returning(*JOB_COLUMNS)
         )
         row = (await self._conn.execute(stmt)).one_or_none()
-        return None if row is None else to_job(row)
+        return None if row is None else self._changed(to_job(row))
 
     async def finish(self, job_id: UUID, state: JobState, error: str | None, now: datetime) -> Job:
         stmt = (
@@ -71,7 +77,7 @@ class SqlJobRepository:
             )
             .returning(*JOB_COLUMNS)
         )
-        return to_job((await self._conn.execute(stmt)).one())
+        return self._changed(to_job((await self._conn.execute(stmt)).one()))
 
     async def unfinished(self, changed_before: datetime, limit: int) -> list[Job]:
         stmt = (

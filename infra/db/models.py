@@ -199,3 +199,16 @@ refresh_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=True),
 )
+
+# Trusted documents (``marketgraph register-operations``): operations clients may run by id.
+trusted_documents = sa.Table(
+    "trusted_documents",
+    metadata,
+    # The id the client's manifest gives the document (Apollo: its SHA-256; Relay: any).
+    sa.Column("id", sa.String(200), primary_key=True),
+    # SHA-256 hex of the body: how a request that sends the text (or an APQ hash) finds it.
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)

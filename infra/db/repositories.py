@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.changes import MARKETS, Changes, Kind, Relation
 from domain.entities import LedgerKind, Market, MarketStatus, Outcome, Role, User, UserCredentials
 from domain.errors import Conflict
 from domain.ports import NewLedgerEntry, NewUser
@@ -36,8 +37,11 @@ def _violates_unique(error: IntegrityError, table: sa.Table, column: str) -> boo
 
 
 class SqlUserRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """Users; every change to what a user shows is recorded in ``changes`` (``domain.changes``)."""
+
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
 
     async def add(self, user: NewUser) -> User:
         stmt = (
@@ -58,6 +62,7 @@ class SqlUserRepository:
             if _violates_unique(error, users, "email"):
                 raise Conflict("email", "An account with this email already exists.") from None
             raise
+        self._changes.entity(Kind.USER, user.id)
         return to_user(row)
 
     async def get(self, user_id: UUID) -> User | None:
@@ -85,6 +90,7 @@ class SqlUserRepository:
         return None if row is None else UserCredentials(*row)
 
     async def bump_token_version(self, user_id: UUID) -> None:
+        self._changes.entity(Kind.USER, user_id)
         await self._conn.execute(
             sa.update(users)
             .where(users.c.id == user_id)
@@ -98,6 +104,7 @@ class SqlUserRepository:
         return await self._update(user_id, disabled=disabled)
 
     async def credit(self, user_id: UUID, amount: Decimal) -> None:
+        self._changes.entity(Kind.USER, user_id)
         await self._conn.execute(
             sa.update(users).where(users.c.id == user_id).values(balance=users.c.balance + amount)
         )
@@ -108,6 +115,7 @@ class SqlUserRepository:
         The condition is evaluated on the row as locked by the update itself, so
         concurrent debits of one user can never take the balance below zero.
         """
+        self._changes.entity(Kind.USER, user_id)
         stmt = (
             sa.update(users)
             .where(users.c.id == user_id, users.c.balance >= amount)
@@ -118,6 +126,7 @@ class SqlUserRepository:
         return None if row is None else to_user(row)
 
     async def credit_returning(self, user_id: UUID, amount: Decimal) -> User:
+        self._changes.entity(Kind.USER, user_id)
         stmt = (
             sa.update(users)
             .where(users.c.id == user_id)
@@ -135,6 +144,8 @@ class SqlUserRepository:
         rows = [{"uid": user_id, "amount": totals[user_id]} for user_id in sorted(totals)]
         if not rows:
             return
+        for user_id in totals:
+            self._changes.entity(Kind.USER, user_id)
         stmt = (
             sa.update(users)
             .where(users.c.id == sa.bindparam("uid", type_=sa.Uuid()))
@@ -143,6 +154,7 @@ class SqlUserRepository:
         await self._conn.execute(stmt, rows)
 
     async def _update(self, user_id: UUID, **values: object) -> User | None:
+        self._changes.entity(Kind.USER, user_id)
         stmt = (
             sa.update(users).where(users.c.id == user_id).values(**values).returning(*USER_COLUMNS)
         )
@@ -151,12 +163,23 @@ class SqlUserRepository:
 
 
 class SqlMarketRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """Markets; every change is recorded in ``changes``: the market itself and the
+    ``markets`` list (any change can move it in an order or a filter), and a new or
+    deleted market in its creator's list too."""
+
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
+
+    def _changed(self, market_id: UUID) -> None:
+        self._changes.entity(Kind.MARKET, market_id)
+        self._changes.listing(MARKETS)
 
     async def add(self, market: Market) -> Market:
         values = {column.name: getattr(market, column.name) for column in MARKET_COLUMNS}
         stmt = sa.insert(markets).values(**values).returning(*MARKET_COLUMNS)
+        self._changed(market.id)
+        self._changes.relation(Kind.USER, market.creator_id, Relation.MARKETS)
         return to_market(await self._write(stmt))
 
     async def get(self, market_id: UUID) -> Market | None:
@@ -174,6 +197,7 @@ class SqlMarketRepository:
         return None if row is None else to_market(row)
 
     async def save(self, market: Market) -> Market:
+        self._changed(market.id)
         stmt = (
             sa.update(markets)
             .where(markets.c.id == market.id)
@@ -188,6 +212,7 @@ class SqlMarketRepository:
         return to_market(await self._write(stmt))
 
     async def set_status(self, market_id: UUID, status: MarketStatus, now: datetime) -> Market:
+        self._changed(market_id)
         stmt = (
             sa.update(markets)
             .where(markets.c.id == market_id)
@@ -197,6 +222,7 @@ class SqlMarketRepository:
         return to_market((await self._conn.execute(stmt)).one())
 
     async def resolve(self, market_id: UUID, outcome: Outcome, now: datetime) -> Market:
+        self._changed(market_id)
         stmt = (
             sa.update(markets)
             .where(markets.c.id == market_id)
@@ -215,6 +241,7 @@ class SqlMarketRepository:
         now: datetime,
     ) -> Market:
         """Write the state a trade left; the caller holds the market row's lock."""
+        self._changed(market_id)
         stmt = (
             sa.update(markets)
             .where(markets.c.id == market_id)
@@ -230,14 +257,21 @@ class SqlMarketRepository:
             .values(status=MarketStatus.CLOSED, updated_at=now)
             .returning(markets.c.id)
         )
-        return [row[0] for row in (await self._conn.execute(stmt)).all()]
+        closed: list[UUID] = [row[0] for row in (await self._conn.execute(stmt)).all()]
+        for market_id in closed:
+            self._changed(market_id)
+        return closed
 
     async def has_trades(self, market_id: UUID) -> bool:
         stmt = sa.select(sa.exists().where(trades.c.market_id == market_id))
         return bool((await self._conn.execute(stmt)).scalar())
 
     async def delete(self, market_id: UUID) -> None:
-        await self._conn.execute(sa.delete(markets).where(markets.c.id == market_id))
+        stmt = sa.delete(markets).where(markets.c.id == market_id).returning(markets.c.creator_id)
+        creator = (await self._conn.execute(stmt)).scalar_one_or_none()
+        self._changed(market_id)
+        if creator is not None:
+            self._changes.relation(Kind.USER, creator, Relation.MARKETS)
 
     async def _write(self, stmt: sa.Executable) -> sa.Row[object]:
         # A violation aborts the transaction; the use case ends with it, so no savepoint.
@@ -250,8 +284,9 @@ class SqlMarketRepository:
 
 
 class SqlLedgerRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
 
     async def add(
         self,
@@ -262,6 +297,7 @@ class SqlLedgerRepository:
         market_id: UUID | None = None,
         trade_id: UUID | None = None,
     ) -> None:
+        self._changes.relation(Kind.USER, user_id, Relation.LEDGER)
         await self._conn.execute(
             sa.insert(ledger_entries).values(
                 id=uuid.uuid4(),
@@ -277,6 +313,8 @@ class SqlLedgerRepository:
     async def add_many(self, entries: Sequence[NewLedgerEntry]) -> None:
         if not entries:
             return
+        for entry in entries:
+            self._changes.relation(Kind.USER, entry.user_id, Relation.LEDGER)
         await self._conn.execute(
             sa.insert(ledger_entries),
             [

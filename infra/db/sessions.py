@@ -8,13 +8,18 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.changes import Changes, Kind
 from domain.ports import RefreshRecord
 from infra.db.models import refresh_tokens, sessions
 
 
 class SqlSessionRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """Sessions show nothing themselves; ending all of a user's counts as a change to the
+    user (what their old tokens could read is no longer theirs to read)."""
+
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
 
     async def start(self, session_id: UUID, user_id: UUID, now: datetime) -> None:
         await self._conn.execute(
@@ -71,6 +76,7 @@ class SqlSessionRepository:
         )
 
     async def revoke_all(self, user_id: UUID, now: datetime, keep: UUID | None = None) -> None:
+        self._changes.entity(Kind.USER, user_id)
         conditions = [sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)]
         if keep is not None:
             conditions.append(sessions.c.id != keep)

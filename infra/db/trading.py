@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.changes import Changes, Kind, Relation
 from domain.entities import Outcome, Position, Trade
 from domain.ports import KeyRecord
 from infra.db.models import idempotency_keys, positions, trades
@@ -32,8 +33,18 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 
 class SqlPositionRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    """Positions; each change is recorded in ``changes``, with the market's and the
+    holder's position lists (a position opened joins both)."""
+
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
+
+    def _changed(self, position: Position) -> Position:
+        self._changes.entity(Kind.POSITION, position.id)
+        self._changes.relation(Kind.MARKET, position.market_id, Relation.POSITIONS)
+        self._changes.relation(Kind.USER, position.user_id, Relation.POSITIONS)
+        return position
 
     async def get(self, user_id: UUID, market_id: UUID, outcome: Outcome) -> Position | None:
         row = (await self._conn.execute(self._holder(user_id, market_id, outcome))).one_or_none()
@@ -82,7 +93,7 @@ class SqlPositionRepository:
                 "updated_at": insert.excluded.updated_at,
             },
         ).returning(*POSITION_COLUMNS)
-        return to_position((await self._conn.execute(stmt)).one())
+        return self._changed(to_position((await self._conn.execute(stmt)).one()))
 
     async def remove_shares(
         self, position_id: UUID, shares: Decimal, cost_basis: Decimal, now: datetime
@@ -97,7 +108,7 @@ class SqlPositionRepository:
             )
             .returning(*POSITION_COLUMNS)
         )
-        return to_position((await self._conn.execute(stmt)).one())
+        return self._changed(to_position((await self._conn.execute(stmt)).one()))
 
     async def unsettled_for_update(self, market_id: UUID, limit: int) -> list[Position]:
         stmt = (
@@ -112,6 +123,8 @@ class SqlPositionRepository:
     async def mark_settled(self, settled: Sequence[tuple[UUID, Decimal]], now: datetime) -> None:
         if not settled:
             return
+        for position_id, _ in settled:
+            self._changes.entity(Kind.POSITION, position_id)
         stmt = (
             sa.update(positions)
             .where(
@@ -129,10 +142,16 @@ class SqlPositionRepository:
 
 
 class SqlTradeRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, changes: Changes | None = None) -> None:
         self._conn = conn
+        self._changes = changes if changes is not None else Changes()
 
     async def add(self, trade: Trade) -> None:
+        """Record a trade: a new item of its market's and its trader's trade lists (and of
+        the market's price history, which is made of them)."""
+        self._changes.entity(Kind.TRADE, trade.id)
+        self._changes.relation(Kind.MARKET, trade.market_id, Relation.TRADES)
+        self._changes.relation(Kind.USER, trade.user_id, Relation.TRADES)
         values = {column.name: getattr(trade, column.name) for column in TRADE_COLUMNS}
         await self._conn.execute(sa.insert(trades).values(**values))
 

@@ -1,4 +1,9 @@
-"""Unit of work: one connection, one transaction, the repositories bound to it."""
+"""Unit of work: one connection, one transaction, the repositories bound to it.
+
+The repositories record what they change (``domain.changes``); after a
+successful commit the unit of work hands those tags to its invalidator, the one
+place every write, from a mutation or a job, invalidates cached responses.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import Self
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from domain.changes import Changes
 from domain.errors import TransientConflict
+from domain.ports import Invalidator
 from infra.db.jobs import SqlJobRepository
 from infra.db.repositories import SqlLedgerRepository, SqlMarketRepository, SqlUserRepository
 from infra.db.sessions import SqlSessionRepository
@@ -19,7 +26,9 @@ class SqlUnitOfWork:
     """Begins on enter; rolls back on exit unless ``commit`` was called.
 
     A deadlock or serialization failure comes out as ``TransientConflict``, for
-    ``domain.retry.retrying`` to run the use case again.
+    ``domain.retry.retrying`` to run the use case again. ``commit`` returns once
+    the transaction is durable and the invalidator has been told what changed,
+    so whoever acts on its result (the client of a mutation) reads fresh data.
     """
 
     users: SqlUserRepository
@@ -31,10 +40,12 @@ class SqlUnitOfWork:
     idempotency: SqlIdempotencyRepository
     jobs: SqlJobRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, invalidator: Invalidator | None = None) -> None:
         self._engine = engine
+        self._invalidator = invalidator
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
+        self.changes = Changes()
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
@@ -45,14 +56,15 @@ class SqlUnitOfWork:
             # can time out on a busy database): give the connection back here.
             await self._conn.close()
             raise
-        self.users = SqlUserRepository(self._conn)
-        self.markets = SqlMarketRepository(self._conn)
-        self.ledger = SqlLedgerRepository(self._conn)
-        self.sessions = SqlSessionRepository(self._conn)
-        self.positions = SqlPositionRepository(self._conn)
-        self.trades = SqlTradeRepository(self._conn)
+        changes = self.changes
+        self.users = SqlUserRepository(self._conn, changes)
+        self.markets = SqlMarketRepository(self._conn, changes)
+        self.ledger = SqlLedgerRepository(self._conn, changes)
+        self.sessions = SqlSessionRepository(self._conn, changes)
+        self.positions = SqlPositionRepository(self._conn, changes)
+        self.trades = SqlTradeRepository(self._conn, changes)
         self.idempotency = SqlIdempotencyRepository(self._conn)
-        self.jobs = SqlJobRepository(self._conn)
+        self.jobs = SqlJobRepository(self._conn, changes)
         return self
 
     async def __aexit__(
@@ -79,6 +91,10 @@ class SqlUnitOfWork:
             if _transient(error):
                 raise TransientConflict from error
             raise
+        tags = self.changes.tags()
+        self.changes.clear()
+        if tags and self._invalidator is not None:
+            await self._invalidator.invalidate(tags)
 
 
 # PostgreSQL's serialization failure and deadlock: the transaction was sacrificed

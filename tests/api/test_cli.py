@@ -304,7 +304,7 @@ def test_every_option_has_help_and_shows_its_default(capsys: pytest.CaptureFixtu
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
-            flag = action.option_strings[0]
+            flag = action.option_strings[0] if action.option_strings else action.dest
             assert action.help, f"{name} {flag} has no help"
             assert " ".join(action.help.split()) in text
             if action.default not in (None, False) and not action.required:

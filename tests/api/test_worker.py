@@ -157,7 +157,8 @@ def setup(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     server.stop()
     # This run's queue: saq:<queue>:..., saq:job:<queue>:... (the queue is <prefix>jobs).
     client = redis.Redis.from_url(settings.redis_url or "")
-    for pattern in (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*"):
+    # Workers invalidate the response cache too: its keys are {<prefix>cache}:...
+    for pattern in (f"{prefix}*", f"saq:{prefix}*", f"saq:job:{prefix}*", f"{{{prefix}*"):
         keys = list(client.scan_iter(match=pattern))
         if keys:
             client.delete(*keys)

@@ -51,7 +51,7 @@ async def differences(engine: AsyncEngine) -> list[Any]:
 
 async def test_the_migrated_schema_is_the_declared_schema(empty: AsyncEngine) -> None:
     await upgrade(empty)
-    assert await current_revision(empty) == head_revision() == "0004"
+    assert await current_revision(empty) == head_revision() == "0005"
     assert await differences(empty) == []
 
 

@@ -1,4 +1,7 @@
-"""domain/ imports no framework and no other layer (docs/architecture.md, Layers): the build fails if it does."""
+"""domain/ imports no framework and no other layer (docs/architecture.md, Layers).
+
+The build fails if it does.
+"""
 
 from __future__ import annotations
 

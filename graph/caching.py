@@ -1,0 +1,317 @@
+"""The response cache at the HTTP edge: keys, single flight, and HTTP caching headers.
+
+Where it sits (``graph.http.endpoint``): after the cost analysis and
+authentication, in front of both executors. A hit is charged like a miss: its
+requested cost must fit the client's budget, and all but the stored
+response's actual cost is refunded (one budget call, where a miss takes before
+it runs and refunds after), so what a client pays never depends on what others
+asked before, and the budget cannot probe the cache: refused or not, a hit
+and a miss get the same answer.
+
+* The key is the SHA-256 of the schema's fingerprint (schema and the settings
+  that shape answers), the document's SHA-256, the operation's name, its
+  variables (canonical JSON) and the scope: ``public``, the viewer's user id
+  for a ``PRIVATE`` policy, or ``anonymous``.
+* What is kept is the response without ``extensions``; each request writes
+  its own cost, budget and cache status around it. Only query responses
+  without errors are kept, each with the tags of what it shows
+  (``graph.cache_tags``; a ``PRIVATE`` one also carries its viewer's user tag,
+  so a change of the viewer's role or account drops it).
+* Single flight: identical misses in one process run the operation once; the
+  others wait (at most ``CACHE_WAIT_SECONDS``) for its result, unless a write
+  was invalidated in between (their lookup then saw a later generation). Past
+  its max age an entry is served for ``CACHE_STALE_SECONDS`` more to everyone
+  but the one request that refreshes it, so an expiry under load sends one
+  request to the database, not all of them.
+* No store, a store that cannot be reached, or an uncacheable policy:
+  ``BYPASS``, and the operation simply runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
+
+import orjson
+
+from domain.changes import Kind, entity_tag
+from domain.ports import CachedResponse, ResponseStore
+from graph.analysis import OperationFigures
+from graph.cache_policy import CacheHints, Policy
+from graph.cache_tags import TagRules
+
+DEFAULT_STALE_SECONDS = 10
+DEFAULT_WAIT_SECONDS = 5.0
+DEFAULT_MAX_ENTRY_BYTES = 1_000_000
+VARY = "Accept, Authorization"
+
+
+class CacheStatus(enum.StrEnum):
+    """What the cache did for a request (``extensions.cache``)."""
+
+    HIT = "HIT"
+    MISS = "MISS"
+    BYPASS = "BYPASS"
+
+
+class Answer(Protocol):
+    """What an executor produced: the response without extensions, and what it says."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def data(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def actual(self) -> int: ...
+
+    @property
+    def cacheable(self) -> bool:
+        """No errors: the answer any identical request would get."""
+
+
+A = TypeVar("A", bound=Answer)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    stale_seconds: int = DEFAULT_STALE_SECONDS
+    wait_seconds: float = DEFAULT_WAIT_SECONDS
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    # Changes whenever a cached answer to the same request could change shape.
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Served(Generic[A]):
+    """The cache's part in one request: a stored ``entry`` to answer from (a hit), or the
+    ``answer`` this request executed, with its ETag when it is cacheable."""
+
+    status: CacheStatus
+    entry: CachedResponse | None = None
+    answer: A | None = None
+    etag: str | None = None
+
+
+class _Flight:
+    """One request running an operation that identical requests wait for."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.result: asyncio.Future[CachedResponse | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def finish(self, entry: CachedResponse | None) -> None:
+        if not self.result.done():
+            self.result.set_result(entry)
+
+
+Observe = Callable[[str], None]
+
+
+def _ignore(_event: str) -> None:
+    return None
+
+
+def etag_of(body: bytes) -> str:
+    """A weak validator: equal for equal data (the extensions around it differ per request)."""
+    return 'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def fingerprint(schema_sdl: str, *settings: object) -> str:
+    raw = "\n".join([schema_sdl, *map(repr, settings)]).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        store: ResponseStore | None,
+        hints: CacheHints,
+        settings: CacheSettings,
+        observe: Observe = _ignore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._hints = hints
+        self._tags = TagRules(hints.schema)
+        self._settings = settings
+        self._observe = observe
+        self._clock = clock
+        self._flights: dict[str, _Flight] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    def policy(self, operation: OperationFigures) -> Policy:
+        return self._hints.policy(operation)
+
+    def key(
+        self,
+        document_sha256: str,
+        operation: OperationFigures,
+        variables: Mapping[str, Any] | None,
+        policy: Policy,
+        viewer: UUID | None,
+    ) -> str:
+        """The entry's key; PRIVATE policies are keyed by viewer (anonymous is one viewer)."""
+        names = [
+            definition.variable.name.value
+            for definition in operation.node.variable_definitions or ()
+        ]
+        given = {name: variables[name] for name in names if variables and name in variables}
+        if not policy.private:
+            scope = "public"
+        elif viewer is None:
+            scope = "anonymous"
+        else:
+            scope = f"user:{viewer}"
+        raw = b"\0".join(
+            (
+                self._settings.fingerprint.encode(),
+                document_sha256.encode(),
+                (operation.name or "").encode(),
+                orjson.dumps(given, option=orjson.OPT_SORT_KEYS),
+                scope.encode(),
+            )
+        )
+        return f"{self._settings.fingerprint}:{hashlib.sha256(raw).hexdigest()}"
+
+    async def fetch(
+        self,
+        key: str,
+        policy: Policy,
+        operation: OperationFigures,
+        viewer: UUID | None,
+        run: Callable[[], Awaitable[A]],
+    ) -> Served[A]:
+        """Answer from the cache, from an identical request in flight, or by ``run()``.
+
+        ``run`` raises what the executor raises (an outage, a refused request);
+        requests waiting on it then run the operation themselves.
+        """
+        store = self._store
+        if store is None or not policy.cacheable:
+            return await self._bypass(policy, run)
+        found = await store.lookup(key)
+        if found is None:
+            return await self._bypass(policy, run)
+        entry = found.entry
+        if entry is not None:
+            if self._clock() < entry.fresh_until or key in self._flights:
+                if self._clock() >= entry.fresh_until:
+                    self._observe("stale")
+                self._observe("hit")
+                return Served(CacheStatus.HIT, entry=entry)
+            return await self._lead(key, found.generation, policy, operation, viewer, run)
+        flight = self._flights.get(key)
+        if flight is not None and flight.generation == found.generation:
+            self._observe("wait")
+            try:
+                shared = await asyncio.wait_for(
+                    asyncio.shield(flight.result), self._settings.wait_seconds
+                )
+            except TimeoutError:
+                shared = None
+            if shared is not None:
+                self._observe("hit")
+                return Served(CacheStatus.HIT, entry=shared)
+            # The request ahead failed, or its answer could not be kept: run it here.
+            return await self._miss(key, found.generation, policy, operation, viewer, run)
+        return await self._lead(key, found.generation, policy, operation, viewer, run)
+
+    async def _bypass(self, policy: Policy, run: Callable[[], Awaitable[A]]) -> Served[A]:
+        """Run without the cache; a cacheable answer still gets its ETag (HTTP caching does
+        not depend on this cache)."""
+        self._observe("bypass")
+        answer = await run()
+        cacheable = policy.cacheable and answer.cacheable
+        return Served(
+            CacheStatus.BYPASS, answer=answer, etag=etag_of(answer.body) if cacheable else None
+        )
+
+    async def _lead(
+        self,
+        key: str,
+        generation: int,
+        policy: Policy,
+        operation: OperationFigures,
+        viewer: UUID | None,
+        run: Callable[[], Awaitable[A]],
+    ) -> Served[A]:
+        flight = self._flights[key] = _Flight(generation)
+        served: Served[A] | None = None
+        try:
+            served = await self._miss(key, generation, policy, operation, viewer, run)
+        finally:
+            flight.finish(served.entry if served is not None else None)
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        return served
+
+    async def _miss(
+        self,
+        key: str,
+        generation: int,
+        policy: Policy,
+        operation: OperationFigures,
+        viewer: UUID | None,
+        run: Callable[[], Awaitable[A]],
+    ) -> Served[A]:
+        self._observe("miss")
+        answer = await run()
+        if not answer.cacheable:
+            return Served(CacheStatus.MISS, answer=answer)
+        etag = etag_of(answer.body)
+        if len(answer.body) > self._settings.max_entry_bytes or self._store is None:
+            return Served(CacheStatus.MISS, answer=answer, etag=etag)
+        tags = self._tags.collect(operation, answer.data or {})
+        if policy.private and viewer is not None:
+            tags.add(entity_tag(Kind.USER, viewer))
+        now = self._clock()
+        entry = CachedResponse(
+            body=answer.body,
+            actual_cost=answer.actual,
+            etag=etag,
+            stored_at=now,
+            fresh_until=now + policy.max_age,
+            generation=generation,
+        )
+        stored = await self._store.store(
+            key, entry, frozenset(tags), policy.max_age + self._settings.stale_seconds
+        )
+        return Served(CacheStatus.MISS, entry=entry if stored else None, answer=answer, etag=etag)
+
+
+def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, str]:
+    """``Cache-Control``, ``ETag`` and ``Vary`` of a query response (``etag`` None: not
+    cacheable, ``no-store``)."""
+    if etag is None or not policy.cacheable:
+        return {"Cache-Control": "no-store", "Vary": VARY}
+    visibility = "private" if policy.private else "public"
+    return {
+        "Cache-Control": f"{visibility}, max-age={max(0, max_age)}",
+        "ETag": etag,
+        "Vary": VARY,
+    }
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names the ETag (weak comparison, RFC 9110 §13.1.2)."""
+    if not if_none_match:
+        return False
+    wanted = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == wanted:
+            return True
+    return False

@@ -1,0 +1,191 @@
+"""The cache when Redis is stopped or frozen (SIGSTOP) under a live server: answers stay
+correct, the breaker opens after one timeout and the cache is bypassed until it closes,
+and an invalidation Redis missed flushes the cache before anything is read from it again.
+
+Each test runs a redis-server of its own on a spare port (never the machine's Redis).
+Time is not measured: the bypass shows in the breaker's state and the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from infra.cache import RedisResponseStore
+from infra.redis import RedisBreaker
+from infra.settings import Settings
+from tests.api.caching import CacheClient, cache_server, cached_settings
+from tests.conftest import CREATE_MARKET, future
+from tests.support import GraphQLClient, RedisProcess, sign_up_and_in
+
+# Longer than the breaker waits before it lets a probe through (infra.redis.RETRY_SECONDS).
+PROBE_WAIT_SECONDS = 30.0
+UPDATE = """
+mutation ($input: UpdateMarketInput!) {
+  updateMarket(input: $input) { __typename }
+}
+"""
+MARKET = "query ($id: ID!) { market(id: $id) { id name } }"
+
+
+def fallbacks() -> float:
+    return (
+        REGISTRY.get_sample_value("marketgraph_redis_fallbacks_total", {"component": "cache"})
+        or 0.0
+    )
+
+
+def redis_errors(operation: str) -> float:
+    return (
+        REGISTRY.get_sample_value("marketgraph_cache_redis_errors_total", {"operation": operation})
+        or 0.0
+    )
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    process = RedisProcess()
+    process.start()
+    yield process
+    process.close()
+
+
+@pytest.fixture
+async def cached(settings: Settings, redis_server: RedisProcess) -> AsyncIterator[CacheClient]:
+    # Without budgets, a query's only Redis call is the cache's lookup (and store).
+    tuned = cached_settings(
+        settings, redis_url=redis_server.url, cache_timeout_seconds=0.05, rate_limits=False
+    )
+    async with cache_server(tuned) as client:
+        yield client
+
+
+def breaker(client: CacheClient) -> RedisBreaker:
+    found: RedisBreaker = client.server.app.state.redis_breaker
+    return found
+
+
+def store(client: CacheClient) -> RedisResponseStore:
+    found = client.server.app.state.response_store
+    assert isinstance(found, RedisResponseStore)
+    return found
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Ask ``check`` until it gives something true; the deadline only bounds a hang."""
+    deadline = time.monotonic() + PROBE_WAIT_SECONDS
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.2)
+
+
+async def a_market(client: CacheClient) -> tuple[GraphQLClient, str, str]:
+    gql = GraphQLClient(client.http)
+    creator = await sign_up_and_in(gql, "Creator")
+    data = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Will {uuid.uuid4().hex[:8]} survive?", "endDate": future()}},
+        token=creator.token,
+    )
+    return gql, data["createMarket"]["market"]["id"], creator.token
+
+
+async def test_redis_stopped_the_cache_is_bypassed_and_answers_stay_right(
+    cached: CacheClient, redis_server: RedisProcess
+) -> None:
+    _, market, _ = await a_market(cached)
+    query = MARKET + f" # {uuid.uuid4().hex}"
+    primed = (await cached.ask(query, {"id": market})).data
+    assert (await cached.ask(query, {"id": market})).cache == "HIT"
+    redis_server.stop()
+    lookups_failed = redis_errors("lookup")
+    before = fallbacks()
+    outages = breaker(cached).outages
+    replies = [await cached.ask(query, {"id": market}) for _ in range(5)]
+    assert [r.status for r in replies] == [200] * 5
+    assert all(r.data == primed for r in replies)
+    assert {r.cache for r in replies} == {"BYPASS"}
+    # The first request found Redis gone; the breaker answered the rest without trying it.
+    assert not breaker(cached).available
+    assert breaker(cached).outages == outages + 1
+    assert redis_errors("lookup") - lookups_failed == 1
+    assert fallbacks() - before == 5
+    redis_server.start()
+
+    async def cached_again() -> bool:
+        return (await cached.ask(query, {"id": market})).cache == "HIT"
+
+    await eventually(cached_again, "the breaker lets the cache back in")
+    assert breaker(cached).available
+
+
+async def test_redis_frozen_the_cache_is_bypassed_and_a_missed_invalidation_flushes_it(
+    cached: CacheClient, redis_server: RedisProcess
+) -> None:
+    gql, market, token = await a_market(cached)
+    query = MARKET + f" # {uuid.uuid4().hex}"
+    await cached.ask(query, {"id": market})
+    before = await cached.ask(query, {"id": market})
+    assert before.cache == "HIT"
+    redis_server.freeze()
+    outages = breaker(cached).outages
+    renamed = f"Will {uuid.uuid4().hex[:8]} be renamed while Redis sleeps?"
+    data = await gql.data(UPDATE, {"input": {"id": market, "name": renamed}}, token=token)
+    # The write committed; Redis never confirmed the invalidation.
+    assert data["updateMarket"]["__typename"] == "UpdateMarketSuccess"
+    assert store(cached).flush_pending
+    assert breaker(cached).outages == outages + 1
+    during = [await cached.ask(query, {"id": market}) for _ in range(3)]
+    assert {r.cache for r in during} == {"BYPASS"}
+    assert all(r.data["market"]["name"] == renamed for r in during)
+    redis_server.thaw()
+
+    async def back() -> Any:
+        reply = await cached.ask(query, {"id": market})
+        return reply if reply.cache != "BYPASS" else None
+
+    # The entry Redis still holds from before the write is never served: the first
+    # request that reaches Redis again flushes the cache, then reads it.
+    after = await eventually(back, "the cache is used again")
+    assert after.data["market"]["name"] == renamed
+    assert not store(cached).flush_pending
+    again = await cached.ask(query, {"id": market})
+    assert again.cache == "HIT"
+    assert again.data["market"]["name"] == renamed
+
+
+async def test_redis_frozen_during_requests_each_pays_at_most_one_timeout(
+    cached: CacheClient, redis_server: RedisProcess
+) -> None:
+    """Requests in flight when Redis stalls time out once each; from then on the breaker
+    answers without touching Redis until it lets a probe through."""
+    _, market, _ = await a_market(cached)
+    query = MARKET + f" # {uuid.uuid4().hex}"
+    await cached.ask(query, {"id": market})
+    redis_server.freeze()
+    lookups_failed = redis_errors("lookup")
+    before = fallbacks()
+    replies = await asyncio.gather(*(cached.ask(query, {"id": market}) for _ in range(20)))
+    assert {r.status for r in replies} == {200}
+    assert {r.data["market"]["id"] for r in replies} == {market}
+    assert {r.cache for r in replies} == {"BYPASS"}
+    # Each request made one Redis call at most: its lookup either timed out (those in
+    # flight when Redis stalled) or was answered by the open breaker without trying.
+    failed = redis_errors("lookup") - lookups_failed
+    assert 1 <= failed <= 20
+    assert fallbacks() - before == 20
+    later = [await cached.ask(query, {"id": market}) for _ in range(5)]
+    assert {r.cache for r in later} == {"BYPASS"}
+    assert redis_errors("lookup") - lookups_failed == failed, "no request tries Redis again"
+    assert fallbacks() - before == 25
+    assert not breaker(cached).available
+    redis_server.thaw()

@@ -1,0 +1,383 @@
+"""The response cache over real HTTP: hits run no SQL, private data stays with its viewer,
+errors are never kept, and a hit is charged like a miss.
+
+The PostgreSQL runs use Redis; the embedded runs (SQLite, no Redis) the in-process store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from domain.limits import BudgetSpec, RoleBudgets
+from infra.settings import Settings
+from tests.api.caching import CacheClient, cache_server, cached_settings
+from tests.api.trading import buy
+from tests.conftest import CREATE_MARKET, future
+from tests.support import Account, GraphQLClient, sign_up_and_in
+
+pytestmark = pytest.mark.embedded
+
+MARKETS = (
+    "query Top { markets(first: 5) { nodes { id name yesPrice creator { id displayName } } } }"
+)
+
+
+@dataclass
+class World:
+    """Alice created a market and holds a position in it; Bob has done nothing."""
+
+    alice: Account
+    bob: Account
+    market: str
+    token: str
+
+
+@pytest.fixture(scope="module")
+async def cached(settings: Settings) -> AsyncIterator[CacheClient]:
+    async with cache_server(cached_settings(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def world(cached: CacheClient) -> World:
+    gql = GraphQLClient(cached.http)
+    alice = await sign_up_and_in(gql, "Alice")
+    bob = await sign_up_and_in(gql, "Bob")
+    token = uuid.uuid4().hex[:10]
+    created = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Will {token} be cached?", "endDate": future()}},
+        token=alice.token,
+    )
+    market = created["createMarket"]["market"]["id"]
+    bought = await buy(gql, alice, market, amount="10")
+    assert bought["__typename"] == "BuySharesSuccess", bought
+    return World(alice, bob, market, token)
+
+
+async def test_a_second_identical_query_is_a_hit_that_runs_no_sql(
+    cached: CacheClient, world: World
+) -> None:
+    query = MARKETS + f" # {uuid.uuid4().hex}"
+    first = await cached.ask(query)
+    assert first.cache == "MISS"
+    assert cached.statements(), "the miss ran the operation"
+    cached.reset()
+    second = await cached.ask(query)
+    assert second.cache == "HIT"
+    assert cached.statements() == []
+    assert second.data == first.data
+    # Each request writes its own cost: requested from its own analysis, actual as stored.
+    assert second.payload["extensions"]["cost"]["requestedQueryCost"] == 2 + 5 * 2
+    actual = first.payload["extensions"]["cost"]["actualQueryCost"]
+    assert second.payload["extensions"]["cost"]["actualQueryCost"] == actual
+
+
+async def test_a_signed_in_hit_runs_only_the_identity_check(
+    cached: CacheClient, world: World
+) -> None:
+    query = MARKETS + f" # {uuid.uuid4().hex}"
+    assert (await cached.ask(query, token=world.alice.token)).cache == "MISS"
+    cached.reset()
+    second = await cached.ask(query, token=world.alice.token)
+    assert second.cache == "HIT"
+    [statement] = cached.statements()
+    assert "sessions" in statement, "the token must still stand: one identity statement"
+
+
+async def test_a_public_entry_is_shared_by_every_viewer(cached: CacheClient, world: World) -> None:
+    query = MARKETS + f" # {uuid.uuid4().hex}"
+    assert (await cached.ask(query, token=world.alice.token)).cache == "MISS"
+    assert (await cached.ask(query, token=world.bob.token)).cache == "HIT"
+    assert (await cached.ask(query)).cache == "HIT"
+
+
+async def test_a_response_with_an_error_is_not_cached(cached: CacheClient, world: World) -> None:
+    # Anonymous viewers may not read jobs: the markets come back, with an error beside them.
+    query = (
+        "query { markets(first: 1) { nodes { id } }"
+        ' job(id: "Sm9iOjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMA") { id } }'
+        f" # {uuid.uuid4().hex}"
+    )
+    for _ in range(2):
+        cached.reset()
+        reply = await cached.ask(query)
+        assert reply.payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert reply.payload["data"]["markets"]["nodes"]
+        assert reply.cache == "MISS"
+        assert cached.statements(), "nothing was kept: the operation runs every time"
+        assert reply.headers["Cache-Control"] == "no-store"
+
+
+async def test_a_partial_answer_to_bad_input_is_not_cached(
+    cached: CacheClient, world: World
+) -> None:
+    query = (
+        "query { markets(first: 1) { nodes { id } }"
+        f' market(id: "not-an-id") {{ id }} }} # {uuid.uuid4().hex}'
+    )
+    for _ in range(2):
+        reply = await cached.ask(query)
+        assert reply.payload["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert reply.cache == "MISS"
+
+
+async def test_mutations_bypass_the_cache(cached: CacheClient, world: World) -> None:
+    reply = await cached.ask(
+        CREATE_MARKET,
+        {"input": {"name": f"Bypass {uuid.uuid4().hex[:8]}?", "endDate": future()}},
+        token=world.alice.token,
+    )
+    assert reply.payload["data"]["createMarket"]["__typename"] == "CreateMarketSuccess"
+    assert reply.cache == "BYPASS"
+
+
+async def test_rate_limit_is_never_cached(cached: CacheClient, world: World) -> None:
+    query = f"query {{ rateLimit {{ remaining }} }} # {uuid.uuid4().hex}"
+    assert (await cached.ask(query)).cache == "BYPASS"
+    assert (await cached.ask(query)).cache == "BYPASS"
+
+
+# --- private data --------------------------------------------------------------------------
+
+# What only a user themself (and holders of user:read:private) sees, and what Alice's value
+# looks like: each check is of the value Alice gets, every other viewer must get null.
+PRIVATE_FIELDS: dict[str, str] = {
+    "email": "email",
+    "balance": "balance",
+    "disabled": "disabled",
+    "permissions": "permissions",
+    "ledger": "ledger { totalCount }",
+}
+# Every path to a user: (variables it needs, the document with SEL where the fields go).
+PATHS: dict[str, str] = {
+    "user": "query ($alice: ID!) { user(id: $alice) { id SEL } }",
+    "node": "query ($alice: ID!) { node(id: $alice) { ... on User { id SEL } } }",
+    "nodes": "query ($alice: ID!) { nodes(ids: [$alice]) { ... on User { id SEL } } }",
+    "viewer": "query { viewer { id SEL } }",
+    "market.creator": "query ($market: ID!) { market(id: $market) { creator { id SEL } } }",
+    "position.user": (
+        "query ($market: ID!) { market(id: $market) { positions { nodes { user { id SEL } } } } }"
+    ),
+    "connection": (
+        "query ($alice: ID!) { markets(first: 20, filter: {creatorId: $alice})"
+        " { edges { node { creator { id SEL } } } } }"
+    ),
+}
+
+
+def _alice_objects(data: dict[str, Any], alice: str) -> list[dict[str, Any]]:
+    """Every user object in the response that is Alice."""
+    found: list[dict[str, Any]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("id") == alice:
+                found.append(value)
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(data)
+    return found
+
+
+def _own(field: str, value: Any, alice: Account) -> bool:
+    """Whether ``value`` is what Alice herself sees of ``field``."""
+    if field == "email":
+        return bool(value == alice.email)
+    if field == "balance":
+        return isinstance(value, str) and value != ""
+    if field == "disabled":
+        return value is False
+    if field == "permissions":
+        return isinstance(value, list) and "market:create" in value
+    return isinstance(value, dict) and value["totalCount"] >= 2  # grant and trade
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("field", list(PRIVATE_FIELDS))
+async def test_private_data_is_served_only_to_its_viewer(
+    cached: CacheClient, world: World, field: str, path: str
+) -> None:
+    query = PATHS[path].replace("SEL", PRIVATE_FIELDS[field]) + f" # {uuid.uuid4().hex}"
+    given = {"alice": world.alice.id, "market": world.market}
+    variables = {name: value for name, value in given.items() if f"${name}" in query}
+
+    async def alice_seen(token: str | None) -> tuple[str, list[Any]]:
+        reply = await cached.ask(query, variables, token=token)
+        objects = _alice_objects(reply.data, world.alice.id)
+        return reply.cache, [obj[field] for obj in objects]
+
+    status, values = await alice_seen(world.alice.token)
+    assert status == "MISS"
+    assert values
+    assert all(_own(field, value, world.alice) for value in values), values
+    for other in (world.bob.token, None):
+        status, values = await alice_seen(other)
+        assert status == "MISS", "another viewer must not get Alice's entry"
+        # The viewer path shows Bob himself (or nobody): Alice is not in it at all.
+        assert all(value is None for value in values), values
+    status, values = await alice_seen(world.alice.token)
+    assert status == "HIT"
+    assert values
+    assert all(_own(field, value, world.alice) for value in values)
+
+
+async def test_private_entries_of_anonymous_viewers_are_shared(
+    cached: CacheClient, world: World
+) -> None:
+    query = f"query {{ viewer {{ id }} }} # {uuid.uuid4().hex}"
+    first = await cached.ask(query)
+    assert first.cache == "MISS"
+    assert first.data == {"viewer": None}
+    second = await cached.ask(query)
+    assert second.cache == "HIT"
+    assert second.data == {"viewer": None}
+    own = await cached.ask(query, token=world.bob.token)
+    assert own.cache == "MISS"
+    assert own.data == {"viewer": {"id": world.bob.id}}
+
+
+# --- positions configured private ------------------------------------------------------------
+
+HOLDINGS: dict[str, tuple[str, Callable[[Any], int]]] = {
+    "market.positions": (
+        "query ($market: ID!) { market(id: $market) {"
+        " positions { totalCount nodes { id shares } } } }",
+        lambda data: data["market"]["positions"]["totalCount"],
+    ),
+    "market.trades": (
+        "query ($market: ID!) { market(id: $market) { trades { totalCount } } }",
+        lambda data: data["market"]["trades"]["totalCount"],
+    ),
+    "user.positions": (
+        "query ($alice: ID!) { user(id: $alice) { positions { totalCount nodes { id } } } }",
+        lambda data: (data["user"]["positions"] or {"totalCount": 0})["totalCount"],
+    ),
+    "user.trades": (
+        "query ($alice: ID!) { user(id: $alice) { trades { totalCount } } }",
+        lambda data: (data["user"]["trades"] or {"totalCount": 0})["totalCount"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+async def private_positions(settings: Settings) -> AsyncIterator[CacheClient]:
+    async with cache_server(cached_settings(settings, positions_public=False)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", list(HOLDINGS))
+async def test_private_positions_are_served_only_to_their_holder(
+    private_positions: CacheClient, path: str
+) -> None:
+    gql = GraphQLClient(private_positions.http)
+    alice = await sign_up_and_in(gql, "Holder")
+    bob = await sign_up_and_in(gql, "Onlooker")
+    created = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Private {uuid.uuid4().hex[:8]}?", "endDate": future()}},
+        token=alice.token,
+    )
+    market = created["createMarket"]["market"]["id"]
+    assert (await buy(gql, alice, market, amount="5"))["__typename"] == "BuySharesSuccess"
+    query, count = HOLDINGS[path]
+    query += f" # {uuid.uuid4().hex}"
+    given = {"market": market, "alice": alice.id}
+    variables = {name: value for name, value in given.items() if f"${name}" in query}
+    first = await private_positions.ask(query, variables, token=alice.token)
+    assert first.cache == "MISS"
+    assert count(first.data) == 1
+    for other in (bob.token, None):
+        reply = await private_positions.ask(query, variables, token=other)
+        assert reply.cache == "MISS"
+        assert count(reply.data) == 0
+    again = await private_positions.ask(query, variables, token=alice.token)
+    assert again.cache == "HIT"
+    assert count(again.data) == 1
+
+
+# --- budgets -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def budgeted(settings: Settings) -> AsyncIterator[CacheClient]:
+    spec = BudgetSpec(capacity=100, restore_per_second=0.001)
+    budgets = RoleBudgets(anonymous=spec, user=spec, moderator=spec, admin=spec)
+    tuned = dataclasses.replace(cached_settings(settings), budgets=budgets)
+    async with cache_server(tuned) as client:
+        yield client
+
+
+async def test_a_hit_is_charged_like_a_miss(budgeted: CacheClient) -> None:
+    client = f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    # Asks for 20 markets (requested 2 + 20) and finds none (actual 2).
+    query = (
+        f'query {{ markets(first: 20, filter: {{nameContains: "{uuid.uuid4().hex}"}})'
+        " { nodes { id } } }"
+    )
+
+    async def ask() -> tuple[int, dict[str, Any]]:
+        response = await budgeted.http.post(
+            "/graphql", json={"query": query}, headers={"X-Forwarded-For": client}
+        )
+        return response.status_code, response.json()
+
+    status, first = await ask()
+    assert status == 200
+    assert first["extensions"]["cache"] == "MISS"
+    cost = first["extensions"]["cost"]
+    assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (22, 2)
+    assert cost["throttleStatus"]["currentlyAvailable"] == 98
+    status, second = await ask()
+    assert status == 200
+    assert second["extensions"]["cache"] == "HIT"
+    assert second["extensions"]["cost"]["actualQueryCost"] == 2
+    assert second["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 96
+    # The requested cost is still taken first: once fewer than 22 points are left the
+    # cached answer is refused like any other, so the budget cannot probe the cache.
+    # Each answer nets 2 points: the 40th request finds exactly 22 left, the 41st 20.
+    statuses = [(await ask())[0] for _ in range(45)]
+    assert statuses[:38] == [200] * 38
+    assert set(statuses[38:]) == {429}
+
+
+async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: World) -> None:
+    query = MARKETS + f" # {uuid.uuid4().hex}"
+
+    async def counted() -> dict[str, float]:
+        text = (await cached.http.get("/metrics")).text
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("marketgraph_cache_") and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+    before = await counted()
+    await cached.ask(query)
+    await cached.ask(query)
+    await cached.ask("query { rateLimit { remaining } }")
+    after = await counted()
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    assert grew('marketgraph_cache_requests_total{result="miss"}') >= 1
+    assert grew('marketgraph_cache_requests_total{result="hit"}') >= 1
+    assert grew('marketgraph_cache_requests_total{result="bypass"}') >= 1
+    for name in (
+        "marketgraph_cache_single_flight_waits_total",
+        "marketgraph_cache_invalidations_total",
+        "marketgraph_cache_stale_served_total",
+    ):
+        assert name in after, name

@@ -1,0 +1,174 @@
+"""Single flight: identical concurrent misses run the operation once; an expiry under load
+sends one request to the database while the others are answered at once.
+
+To make sure the requests really overlap, the test holds a lock on the markets table:
+the one request that runs the operation blocks on it, so every other one arrives while it
+is in flight. The statements the server sends are counted as it sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.settings import Settings
+from tests.api.caching import CacheClient, cache_server, cached_settings
+from tests.support import GraphQLClient, sign_up_and_in
+
+CONCURRENCY = 50
+WAIT_SECONDS = 30.0
+WAITS = "marketgraph_cache_single_flight_waits_total"
+STALE = "marketgraph_cache_stale_served_total"
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Wait until ``check`` holds; the deadline only bounds a hang."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def markets_locked(db: AsyncEngine) -> AsyncIterator[None]:
+    """Every read of the markets table blocks until the block ends."""
+    async with db.begin() as conn:
+        await conn.execute(sa.text("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE"))
+        yield
+
+
+class Listing:
+    """A query of its own (no other test shares its cache key), sent many times at once."""
+
+    def __init__(self, client: CacheClient) -> None:
+        self.client = client
+        self.query = (
+            "query ($word: String!) { markets(first: 10, filter: {nameContains: $word})"
+            " { totalCount nodes { id name } } }"
+        )
+        self.variables = {"word": uuid.uuid4().hex[:10]}
+
+    def send(self) -> asyncio.Future[httpx.Response]:
+        body = {"query": self.query, "variables": self.variables}
+        return asyncio.ensure_future(self.client.http.post("/graphql", json=body))
+
+    def burst(self, count: int) -> list[asyncio.Future[httpx.Response]]:
+        return [self.send() for _ in range(count)]
+
+
+def statuses(responses: list[httpx.Response]) -> list[str]:
+    return sorted(str(r.json()["extensions"]["cache"]) for r in responses)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "resolvers"])
+async def test_fifty_concurrent_cold_queries_run_the_sql_once(
+    settings: Settings, db: AsyncEngine, compiled: bool
+) -> None:
+    async with cache_server(cached_settings(settings, compiled_reads=compiled)) as client:
+        # What one execution of the operation sends, measured on a query of its own.
+        alone = Listing(client)
+        client.reset()
+        assert (await alone.send()).json()["extensions"]["cache"] == "MISS"
+        once = len(client.statements())
+        assert once >= 1
+        listing = Listing(client)
+        client.reset()
+        waits = metric(WAITS)
+        async with markets_locked(db):
+            requests = listing.burst(CONCURRENCY)
+            # Every request but the one running the operation waits for it.
+            await until(
+                lambda: metric(WAITS) >= waits + CONCURRENCY - 1,
+                "the other requests wait for the one in flight",
+            )
+            assert not any(request.done() for request in requests)
+        responses = [await request for request in requests]
+        statements = client.statements()
+    assert len(statements) == once, statements
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content.split(b',"extensions"')[0] for r in responses}) == 1
+    assert statuses(responses) == ["HIT"] * (CONCURRENCY - 1) + ["MISS"]
+
+
+async def test_an_expiry_under_load_refreshes_once_and_serves_the_rest_at_once(
+    settings: Settings, db: AsyncEngine
+) -> None:
+    tuned = cached_settings(settings, cache_max_age_seconds=1, cache_stale_seconds=60)
+    async with cache_server(tuned) as client:
+        listing = Listing(client)
+        assert (await listing.send()).json()["extensions"]["cache"] == "MISS"
+        assert (await listing.send()).json()["extensions"]["cache"] == "HIT"
+        await asyncio.sleep(1.2)  # past its max age, within its stale grace
+        client.reset()
+        stale = metric(STALE)
+        async with markets_locked(db):
+            requests = listing.burst(CONCURRENCY)
+            # The refresh is blocked on the lock; everyone else is answered all the same.
+            await until(
+                lambda: sum(r.done() for r in requests) == CONCURRENCY - 1,
+                "all but the refreshing request are answered",
+            )
+            answered = [r.result() for r in requests if r.done()]
+            [refreshing] = [r for r in requests if not r.done()]
+        refreshed = await refreshing
+        statements = client.statements()
+        after = await listing.send()
+    assert len(statements) == 1, statements
+    assert statuses(answered) == ["HIT"] * (CONCURRENCY - 1)
+    assert metric(STALE) - stale == CONCURRENCY - 1
+    assert refreshed.json()["extensions"]["cache"] == "MISS"
+    assert after.json()["extensions"]["cache"] == "HIT"
+
+
+async def test_a_wait_is_bounded_then_the_request_runs_itself(
+    settings: Settings, db: AsyncEngine
+) -> None:
+    async with cache_server(cached_settings(settings, cache_wait_seconds=0.2)) as client:
+        listing = Listing(client)
+        compiled = client.server.compiled_sql
+        compiled.reset()
+        waits = metric(WAITS)
+        async with markets_locked(db):
+            requests = listing.burst(3)
+            await until(lambda: compiled.count == 3, "the waiters give up and run the operation")
+        responses = [await request for request in requests]
+    assert metric(WAITS) - waits == 2
+    assert {r.status_code for r in responses} == {200}
+    assert statuses(responses) == ["MISS"] * 3
+
+
+async def test_a_request_after_a_write_does_not_take_an_older_flights_answer(
+    settings: Settings, db: AsyncEngine
+) -> None:
+    """A request whose lookup comes after an invalidation does not wait for a flight that
+    started before it: that flight's answer may predate the write."""
+    async with cache_server(cached_settings(settings)) as client:
+        gql = GraphQLClient(client.http)
+        bystander = await sign_up_and_in(gql, "Bystander")
+        listing = Listing(client)
+        compiled = client.server.compiled_sql
+        compiled.reset()
+        waits = metric(WAITS)
+        async with markets_locked(db):
+            first = listing.send()
+            await until(lambda: compiled.count == 1, "the first request runs")
+            # Any committed write advances the generation (this one touches no market).
+            await gql.data("mutation { signOutEverywhere { signedOut } }", token=bystander.token)
+            second = listing.send()
+            await until(lambda: compiled.count == 2, "the second runs on its own")
+        responses = [await first, await second]
+    assert metric(WAITS) == waits
+    assert statuses(responses) == ["MISS", "MISS"]
