@@ -3,8 +3,9 @@
     .venv/bin/python bench/peer.py [--rounds 3] [--duration 10] [--concurrency 32]
 
 Seeds (or reuses) the bench database of bench/run.py, installs PostGraphile
-(npm, pinned to POSTGRAPHILE_VERSION) into .work/postgraphile/ (git-ignored) when
-it is not there, and starts three servers over that database, each one process
+(``npm ci`` from bench/postgraphile/package-lock.json, so its whole dependency tree is
+pinned) into .work/postgraphile/ (git-ignored) when it is not there or the lock
+changed, and starts three servers over that database, each one process
 pinned to the same CPU (``--cpu``): marketgraph as it is (queries compiled to
 SQL), marketgraph with COMPILED_READS=off (the resolver path, the "before" of
 the compiled path), and PostGraphile. Each round runs every query on every
@@ -45,8 +46,12 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run
 
-POSTGRAPHILE_VERSION = "4.14.1"
 PEER_DIR = run.ROOT / ".work" / "postgraphile"
+# package.json and package-lock.json that pin the peer and its whole dependency tree.
+PEER_SOURCE = run.ROOT / "bench" / "postgraphile"
+POSTGRAPHILE_VERSION = orjson.loads((PEER_SOURCE / "package.json").read_bytes())["dependencies"][
+    "postgraphile"
+]
 PEER_QUERIES: dict[str, str] = {
     "Q1": (
         'query Q1 { allMarkets(first: 20, condition: {status: "ACTIVE"},'
@@ -82,34 +87,31 @@ class Measured:
 
 
 def postgraphile_cli() -> Path:
-    """PostGraphile's CLI, installed at the pinned version when it is missing."""
+    """PostGraphile's CLI, installed from the committed lock file when missing or stale.
+
+    ``npm ci`` installs exactly the tree bench/postgraphile/package-lock.json records: a peer
+    whose dependencies float could change the figures between two runs of the bench.
+    """
     cli = PEER_DIR / "node_modules" / "postgraphile" / "cli.js"
-    installed = PEER_DIR / "node_modules" / "postgraphile" / "package.json"
-    if installed.exists():
-        version = orjson.loads(installed.read_bytes()).get("version")
-        if version == POSTGRAPHILE_VERSION and cli.exists():
-            return cli
+    stamp = PEER_DIR / "package-lock.json"
+    lock = PEER_SOURCE / "package-lock.json"
+    if cli.exists() and stamp.exists() and stamp.read_bytes() == lock.read_bytes():
+        return cli
     npm = shutil.which("npm")
     if npm is None:
         raise run.BenchError("npm is needed to install PostGraphile (Node 20 runs 4.14)")
     PEER_DIR.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(PEER_SOURCE / name, PEER_DIR / name)
     run._note(f"installing postgraphile@{POSTGRAPHILE_VERSION} into {PEER_DIR}")
     done = subprocess.run(
-        [
-            npm,
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            str(PEER_DIR),
-            f"postgraphile@{POSTGRAPHILE_VERSION}",
-        ],
+        [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(PEER_DIR)],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0 or not cli.exists():
-        raise run.BenchError(f"npm install postgraphile failed:\n{done.stderr[-2000:]}")
+        raise run.BenchError(f"npm ci of postgraphile failed:\n{done.stderr[-2000:]}")
     return cli
 
 
