@@ -68,6 +68,7 @@ from graph.http.protocol import (
     failure_body,
     media_type,
     read_request,
+    shown_name,
 )
 from graph.persisted import Document, PersistedDocuments, PersistedError, Registry
 from graph.variables import Variables
@@ -373,7 +374,7 @@ class GraphQLEndpoint:
         operation = prepared.figures.operation(gql.operation_name)
         if operation is None:
             raise bad_request(
-                f"No operation named '{gql.operation_name}' in the document."
+                f"No operation named '{shown_name(gql.operation_name)}' in the document."
                 if gql.operation_name
                 else "The document has several operations: name one in 'operationName'."
             )

@@ -136,7 +136,8 @@ def _loads(raw: str | bytes, what: str) -> Any:
         raise bad_request(f"The {what} is {reason}.") from None
 
 
-def _shown(name: str) -> str:
+def shown_name(name: str) -> str:
+    """What an error message may echo of a client's operation name."""
     return name if len(name) <= ECHOED_NAME_CHARS else name[:ECHOED_NAME_CHARS] + "…"
 
 
@@ -165,7 +166,7 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     if operation_name and len(operation_name) > max_operation_name:
         raise bad_request(
             f"'operationName' may be at most {max_operation_name} characters"
-            f" ('{_shown(operation_name)}' is longer)."
+            f" ('{shown_name(operation_name)}' is longer)."
         )
     return GraphQLRequest(
         query, variables, operation_name or None, extensions or {}, document_id or None

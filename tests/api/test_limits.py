@@ -327,3 +327,15 @@ async def test_legacy_json_clients_get_200_for_a_refused_document(
     assert response.status_code == 200
     assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert server.sql.count == 0
+
+
+async def test_an_unknown_operation_name_is_echoed_no_longer_than_its_prefix(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    # Within OPERATION_NAME_MAX_CHARS (100), so admitted, but not in the document.
+    name = "Q" * 39 + "SECRET" + "x" * 55
+    assert len(name) == 100
+    response = await post(http, "query Known { __typename }", operationName=name)
+    error = await refused(http, server, response, 400, "BAD_REQUEST")
+    assert "SECRET" not in error["message"]
+    assert "Q" * 39 in error["message"]
