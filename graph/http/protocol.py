@@ -122,6 +122,19 @@ def bad_request(message: str, status: int = 400, **headers: str) -> RequestFaile
     return RequestFailed(status, ErrorCode.BAD_REQUEST, message, headers)
 
 
+def over_limit(
+    limit: str, maximum: int, measured: int, message: str, status: int = 400
+) -> RequestFailed:
+    """A request over a size limit: ``BAD_REQUEST`` naming the limit, its value and the
+    measured one, as ``QUERY_TOO_COMPLEX`` names a document's."""
+    return RequestFailed(
+        status,
+        ErrorCode.BAD_REQUEST,
+        message,
+        extensions={"limit": limit, "maximum": maximum, "measured": measured},
+    )
+
+
 def _loads(raw: str | bytes, what: str) -> Any:
     try:
         return orjson.loads(raw)
@@ -164,9 +177,12 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     if operation_name is not None and not isinstance(operation_name, str):
         raise bad_request("'operationName' must be a string.")
     if operation_name and len(operation_name) > max_operation_name:
-        raise bad_request(
+        raise over_limit(
+            "operationNameChars",
+            max_operation_name,
+            len(operation_name),
             f"'operationName' may be at most {max_operation_name} characters"
-            f" ('{shown_name(operation_name)}' is longer)."
+            f" ('{shown_name(operation_name)}' is longer).",
         )
     return GraphQLRequest(
         query, variables, operation_name or None, extensions or {}, document_id or None
@@ -208,7 +224,7 @@ async def read_request(request: Request, max_body: int, max_operation_name: int)
 async def _body_bytes(request: Request, max_body: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        raise _too_large(max_body)
+        raise _too_large(max_body, int(declared))
     # Straight from the ASGI messages: a body almost always comes in one, and Starlette's
     # stream generator costs more than the read itself.
     chunks: list[bytes] = []
@@ -220,14 +236,17 @@ async def _body_bytes(request: Request, max_body: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_body:
-            raise _too_large(max_body)
+            # Read no further: the measured size is what came in until then.
+            raise _too_large(max_body, size)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _too_large(max_body: int) -> RequestFailed:
-    return bad_request(f"The request body exceeds {max_body} bytes.", 413)
+def _too_large(max_body: int, measured: int) -> RequestFailed:
+    return over_limit(
+        "bodyBytes", max_body, measured, f"The request body exceeds {max_body} bytes.", 413
+    )
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

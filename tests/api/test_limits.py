@@ -9,6 +9,7 @@ operations, cost 1,000, pages of 1 to 100, 1 MB bodies.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -137,9 +138,26 @@ async def test_a_document_over_the_token_cap_is_refused_before_validation(
     # Every `a:__typename` is three tokens; braces add two.
     fields = " ".join(f"a{i}:__typename" for i in range(2_000 // 3 + 1))
     error = await refused(
-        http, server, await post(http, f"{{ {fields} }}"), 400, "GRAPHQL_PARSE_FAILED"
+        http, server, await post(http, f"{{ {fields} }}"), 400, "QUERY_TOO_COMPLEX"
     )
-    assert "2000" in error["message"]
+    # Parsing stops at the first token past the cap: the rest is never read, so the
+    # measured value is that token's number.
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "limit": "tokens",
+        "maximum": 2_000,
+        "measured": 2_001,
+    }
+    assert "2,000" in error["message"]
+
+
+async def test_a_document_padded_with_comments_is_refused_at_the_token_cap(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    document = "{ __typename\n" + "#\n" * 5_000 + "}"
+    error = await refused(http, server, await post(http, document), 400, "QUERY_TOO_COMPLEX")
+    assert error["extensions"]["limit"] == "tokens"
+    assert error["extensions"]["measured"] == 2_001
 
 
 async def test_the_thirty_first_alias_is_refused(
@@ -170,7 +188,9 @@ async def test_a_thousand_aliases_are_refused(
     http: httpx.AsyncClient, server: LiveServer, backend: str
 ) -> None:
     fields = " ".join(f"a{i}: __typename" for i in range(1_000))
-    await refused(http, server, await post(http, f"{{ {fields} }}"), 400, "GRAPHQL_PARSE_FAILED")
+    response = await post(http, f"{{ {fields} }}")
+    error = await refused(http, server, response, 400, "QUERY_TOO_COMPLEX")
+    assert error["extensions"]["limit"] == "tokens"  # 3,002 tokens: refused before counting
 
 
 async def test_depth_beyond_the_cap_is_refused(
@@ -209,7 +229,8 @@ async def test_five_thousand_directives_are_refused(
     http: httpx.AsyncClient, server: LiveServer, backend: str
 ) -> None:
     document = "{ __typename " + "@a " * 5_000 + "}"
-    await refused(http, server, await post(http, document), 400, "GRAPHQL_PARSE_FAILED")
+    error = await refused(http, server, await post(http, document), 400, "QUERY_TOO_COMPLEX")
+    assert error["extensions"]["limit"] == "tokens"
 
 
 async def test_too_many_operations_are_refused(
@@ -280,6 +301,46 @@ async def test_an_over_long_operation_name_is_refused_without_echoing_it(
     response = await post(http, f"query {name} {{ __typename }}", operationName=name)
     error = await refused(http, server, response, 400, "BAD_REQUEST")
     assert len(error["message"]) < 200
+    assert error["extensions"] == {
+        "code": "BAD_REQUEST",
+        "limit": "operationNameChars",
+        "maximum": 100,
+        "measured": 200_000,
+    }
+
+
+async def test_a_body_over_the_size_cap_says_its_size(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    body = orjson.dumps({"query": "{ __typename }" + " " * 2_000_000})
+    response = await http.post(
+        "/graphql", content=body, headers={**STRICT, "content-type": "application/json"}
+    )
+    error = await refused(http, server, response, 413, "BAD_REQUEST")
+    assert error["extensions"] == {
+        "code": "BAD_REQUEST",
+        "limit": "bodyBytes",
+        "maximum": 1_000_000,
+        "measured": len(body),
+    }
+
+
+async def test_a_streamed_body_over_the_size_cap_says_how_much_was_read(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ __typename }", "pad": "'
+        for _ in range(40):
+            yield b"x" * 65_536
+        yield b'"}'
+
+    # No Content-Length: the server stops reading at the first chunk past the cap.
+    response = await http.post(
+        "/graphql", content=chunks(), headers={**STRICT, "content-type": "application/json"}
+    )
+    error = await refused(http, server, response, 413, "BAD_REQUEST")
+    assert error["extensions"]["limit"] == "bodyBytes"
+    assert 1_000_000 < error["extensions"]["measured"] < 40 * 65_536
 
 
 @pytest.mark.parametrize(
