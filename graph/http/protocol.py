@@ -253,5 +253,7 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
-def failure_body(failure: RequestFailed) -> bytes:
-    return encode({"errors": failure.errors()})
+def failure_body(failure: RequestFailed, extensions: Mapping[str, Any] | None = None) -> bytes:
+    if extensions is None:
+        return encode({"errors": failure.errors()})
+    return encode({"errors": failure.errors(), "extensions": extensions})

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 
 from domain.limits import BudgetSpec, RoleBudgets
 from infra.settings import Settings
@@ -204,3 +205,69 @@ async def test_with_redis_stopped_budgets_hold_in_process(
         assert ready.json()["checks"]["redis"] == "unavailable, limits in process"
     finally:
         redis.close()
+
+
+def available(response: httpx.Response) -> int | None:
+    """What the answer says is left of the caller's budget (None: not said)."""
+    status = response.json()["extensions"]["cost"]["throttleStatus"]
+    if status is None:
+        assert "RateLimit-Remaining" not in response.headers
+        return None
+    assert response.headers["RateLimit-Remaining"] == str(status["currentlyAvailable"])
+    return int(status["currentlyAvailable"])
+
+
+async def test_refusals_and_explanations_show_the_budget_and_take_nothing(
+    limiter: Settings, a_market: None
+) -> None:
+    async with serving(small(limiter, capacity=100)) as http:
+        client = client_address()
+        assert available(await ask(http, "{ markets(", client)) == 100
+        assert available(await ask(http, ONE_MARKET, client)) == 100 - ONE_MARKET_COST
+        answers = [
+            await ask(http, "{ noSuchField }", client),
+            await ask(http, "query ($n: Int!) { markets(first: $n) { totalCount } }", client),
+            await ask(http, "{ markets(first: 101) { totalCount } }", client),
+            await ask(http, ONE_MARKET, client, extensions={"costExplain": True}),
+            # 2 + 98 = 100 fits the capacity but not the 97 left: 429.
+            await ask(http, "{ markets(first: 98) { nodes { id } } }", client),
+        ]
+        assert [r.status_code for r in answers] == [200, 200, 200, 200, 429]
+        for response in answers:
+            assert available(response) == 100 - ONE_MARKET_COST, response.text
+        assert answers[4].json()["extensions"]["cost"]["requestedQueryCost"] == 100
+
+
+async def test_a_signed_in_callers_budget_is_shown_once_their_token_is_checked(
+    settings: Settings, make_account: MakeAccount
+) -> None:
+    account = await make_account("Refused")
+    signed_in = {"Authorization": f"Bearer {account.token}"}
+    async with serving(small(settings, capacity=100)) as http:
+        # Refused before the token is checked against the database: whose budget (and so
+        # which role's size) is not known, and is not looked up for a refusal.
+        early = await http.post("/graphql", json={"query": "{ nope }"}, headers=signed_in)
+        assert early.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert available(early) is None
+        # Over the cost limit, refused after the token was checked: the user's budget.
+        over = "{ markets(first: 100) { nodes { positions(first: 100) { nodes { id } } } } }"
+        late = await http.post("/graphql", json={"query": over}, headers=signed_in)
+        assert late.json()["errors"][0]["extensions"]["limit"] == "cost"
+        assert available(late) == 100
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"descriptions": True, "specified_by_url": True, "input_value_deprecation": True}],
+)
+async def test_the_standard_introspection_query_fits_the_default_anonymous_budget(
+    settings: Settings, options: dict[str, bool]
+) -> None:
+    defaults = dataclasses.replace(settings, budgets=RoleBudgets())
+    async with serving(defaults) as http:
+        response = await ask(http, get_introspection_query(**options), client_address())
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["__schema"]["queryType"] == {"name": "Query", "kind": "OBJECT"}
+    cost = response.json()["extensions"]["cost"]
+    assert cost["throttleStatus"]["maximumAvailable"] == 500
+    assert cost["throttleStatus"]["currentlyAvailable"] == 500 - cost["requestedQueryCost"]

@@ -80,7 +80,22 @@ async def test_the_standard_introspection_query_is_admitted(
     payload = response.json()
     assert "errors" not in payload
     assert payload["data"]["__schema"]["queryType"]["name"] == "Query"
-    assert payload["extensions"]["cost"]["requestedQueryCost"] == 10
+    assert payload["extensions"]["cost"]["requestedQueryCost"] == 100
+
+
+async def test_aliases_of_the_whole_schema_are_refused_for_their_cost(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    # 29 aliases of __schema, within the alias limit: 3.3 MB of answer when they ran.
+    standard = get_introspection_query(descriptions=True, specified_by_url=True)
+    operation, fragments = standard.split("\nfragment", 1)
+    selection = operation[operation.index("__schema") + len("__schema") : operation.rindex("}")]
+    aliases = " ".join(f"s{i}: __schema {selection}" for i in range(29))
+    document = f"query {{ {aliases} }}\nfragment{fragments}"
+    assert len(document) < 12_000
+    error = await refused(http, server, await post(http, document), 400, "QUERY_TOO_COMPLEX")
+    assert error["extensions"]["limit"] == "cost"
+    assert error["extensions"]["measured"] == 29 * 100
 
 
 async def test_an_ordinary_depth_runs(http: httpx.AsyncClient, backend: str) -> None:
@@ -400,3 +415,101 @@ async def test_an_unknown_operation_name_is_echoed_no_longer_than_its_prefix(
     error = await refused(http, server, response, 400, "BAD_REQUEST")
     assert "SECRET" not in error["message"]
     assert "Q" * 39 in error["message"]
+
+
+# --- costExplain and the cost of refusals ---------------------------------------------------
+
+NESTED = (
+    "markets { nodes { positions { nodes { market { positions { nodes {"
+    " market { positions { nodes { user { id displayName } } } } } } } } } } }"
+)
+
+
+async def test_cost_explain_breaks_down_an_operation_over_the_cost_limit(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    # The refusal tells the client to send costExplain: it must then explain.
+    document = "{ " + " ".join(f"a{i}: {NESTED}" for i in range(3)) + " }"
+    over = await refused(http, server, await post(http, document), 400, "QUERY_TOO_COMPLEX")
+    assert "costExplain" in over["message"]
+    response = await post(http, document, extensions={"costExplain": True})
+    assert response.status_code == 200, response.text
+    payload = response.json()
+    assert "data" not in payload
+    assert "errors" not in payload
+    cost = payload["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == over["extensions"]["measured"]
+    assert cost["maximumQueryCost"] == 1_000
+    assert cost["actualQueryCost"] == 0
+    rows = {row["path"]: row for row in payload["extensions"]["costExplain"]}
+    assert sum(rows[f"a{i}"]["cost"] for i in range(3)) == cost["requestedQueryCost"]
+    assert rows["a0.nodes.positions"]["items"] == 20
+    assert server.sql.count == 0
+
+
+async def test_cost_explain_keeps_the_document_limits(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    # Explaining executes nothing, but the document is still measured first.
+    for document, limit in ((chain(4), "depth"), (fan_out(22), "selections")):
+        response = await post(http, document, extensions={"costExplain": True})
+        error = await refused(http, server, response, 400, "QUERY_TOO_COMPLEX")
+        assert error["extensions"]["limit"] == limit
+
+
+def assert_cost_known(response: httpx.Response, requested: int) -> None:
+    """The answer says what it cost (nothing ran: 0 actual) and the caller's budget."""
+    cost = response.json()["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == requested
+    assert cost["actualQueryCost"] == 0
+    status = cost["throttleStatus"]
+    assert status["maximumAvailable"] == int(response.headers["RateLimit-Limit"])
+    assert status["currentlyAvailable"] == int(response.headers["RateLimit-Remaining"])
+    assert status["restoreRate"] > 0
+    assert "RateLimit-Reset" in response.headers
+
+
+async def test_refusals_carry_their_cost_and_the_budget(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    over_cost = "{ " + " ".join(f"a{i}: {NESTED}" for i in range(3)) + " }"
+    cases: list[tuple[httpx.Response, int, str]] = [
+        (await post(http, "{ markets(first: 1) { "), 400, "GRAPHQL_PARSE_FAILED"),
+        (await post(http, "{ noSuchField }"), 422, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            await post(http, "query ($n: Int!) { markets(first: $n) { totalCount } }", {}),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (await post(http, chain(4)), 400, "QUERY_TOO_COMPLEX"),
+        (await post(http, "{ markets(first: 0) { totalCount } }"), 400, "BAD_USER_INPUT"),
+        (await post(http, "{ a }", operationName="Missing"), 400, "BAD_REQUEST"),
+    ]
+    for response, status, code in cases:
+        error = await refused(http, server, response, status, code)
+        assert_cost_known(response, 0)
+        assert error["extensions"]["code"] == code
+    over = await post(http, over_cost)
+    error = await refused(http, server, over, 400, "QUERY_TOO_COMPLEX")
+    assert_cost_known(over, error["extensions"]["measured"])
+
+
+async def test_a_request_refused_before_its_body_is_read_carries_the_budget(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    body = orjson.dumps({"query": "{ __typename }" + " " * 2_000_000})
+    response = await http.post(
+        "/graphql", content=body, headers={**STRICT, "content-type": "application/json"}
+    )
+    await refused(http, server, response, 413, "BAD_REQUEST")
+    assert_cost_known(response, 0)
+
+
+async def test_cost_explain_answers_carry_the_budget(
+    http: httpx.AsyncClient, server: LiveServer, backend: str
+) -> None:
+    response = await post(
+        http, "{ markets(first: 3) { nodes { id } } }", extensions={"costExplain": True}
+    )
+    assert response.status_code == 200
+    assert_cost_known(response, 5)
