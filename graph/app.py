@@ -51,6 +51,7 @@ from infra.logging import configure_logging
 from infra.metrics import (
     exposition,
     observe_cache,
+    observe_database_outage,
     observe_operation,
     observe_request,
     process_started,
@@ -217,6 +218,7 @@ def create_app(settings: Settings) -> Starlette:
         graphiql=settings.graphiql,
         suggestions=suggestions,
         observe=observe_operation,
+        outage_started=observe_database_outage,
         graphiql_assets_url=graphiql_assets_url,
         compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
         cache=cache,

@@ -132,19 +132,22 @@ class _Outage(Exception):
 
 
 class _Outages:
-    """Logs an outage once when it starts and once when it ends, not per request.
+    """Logs and counts an outage once when it starts, and logs it once when it ends, not per
+    request.
 
     Each request answered 503 still counts, with its outcome ``unavailable``, in the
     operation metrics.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, started: Callable[[], None]) -> None:
         self._since: float | None = None
+        self._started = started
 
     def failed(self, request_id: str, error: BaseException) -> None:
         if self._since is None:
             self._since = time.monotonic()
             log.warning("dependency.unavailable", request_id=request_id, error=type(error).__name__)
+            self._started()
 
     def served(self) -> None:
         if self._since is not None:
@@ -166,6 +169,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         suggestions: bool = True,
         observe: Observe = _ignore,
+        outage_started: Callable[[], None] = lambda: None,
         compiled: tuple[Planner, CompiledReads] | None = None,
         graphiql_assets_url: str | None = None,
         cache: ResponseCache | None = None,
@@ -183,7 +187,7 @@ class GraphQLEndpoint:
         self._hide_suggestions = not suggestions
         self._observe = observe
         self._compiled = compiled
-        self._outages = _Outages()
+        self._outages = _Outages(outage_started)
         self._variable_values = Variables(schema, hide_suggestions=not suggestions)
         # Decided once: below the configured level the line would be built for nothing.
         self._log_operations = log.bind().is_enabled_for(logging.INFO)
