@@ -13,6 +13,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from graphql import get_introspection_query
 
 from domain.limits import BudgetSpec, RoleBudgets
 from infra.settings import Settings
+from tests.serving import ServeProcess
 from tests.support import LiveServer, MakeAccount, MakeMarket, RedisProcess
 
 # Costs 2 + 1 = 3 requested, and 3 actual whenever one market exists.
@@ -172,17 +174,38 @@ async def test_budgets_off_admit_everything_and_report_no_throttle(settings: Set
     assert "RateLimit-Limit" not in responses[0].headers
 
 
-async def test_a_budget_in_redis_is_shared_by_two_servers(
-    settings: Settings, a_market: None
+async def test_a_budget_in_redis_is_shared_by_two_server_processes(
+    settings: Settings, a_market: None, tmp_path: Path
 ) -> None:
-    shared = small(settings, capacity=6 * ONE_MARKET_COST)
-    async with serving(shared) as first, serving(shared) as second:
+    assert settings.redis_url, "the PostgreSQL test settings configure Redis"
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "JWT_SECRET": settings.jwt_secret,
+        "BUDGET_ANONYMOUS": f"{6 * ONE_MARKET_COST}:0.001",
+        "RESPONSE_CACHE": "false",
+        "DB_POOL_SIZE": "2",
+        "DB_READ_POOL_SIZE": "2",
+    }
+    # Two `marketgraph serve` processes: nothing in memory is shared, only Redis.
+    with (
+        ServeProcess(tmp_path, "--workers", "1", **env) as one,
+        ServeProcess(tmp_path, "--workers", "1", **env) as other,
+    ):
+        assert one.process is not None
+        assert other.process is not None
+        assert one.process.pid != other.process.pid
         client = client_address()
-        statuses = [
-            (await ask(server, ONE_MARKET, client)).status_code
-            for _ in range(6)
-            for server in (first, second)
-        ]
+        async with (
+            httpx.AsyncClient(base_url=one.url, timeout=60) as first,
+            httpx.AsyncClient(base_url=other.url, timeout=60) as second,
+        ):
+            statuses = [
+                (await ask(server, ONE_MARKET, client)).status_code
+                for _ in range(6)
+                for server in (first, second)
+            ]
     assert statuses.count(200) == 6
     assert statuses[6:] == [429] * 6
 
