@@ -85,6 +85,10 @@ def _ignore(_name: str | None, _kind: str | None, _outcome: str, _seconds: float
     return None
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(slots=True)
 class _Log:
     """What the operation's log line says about it."""
@@ -169,7 +173,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         suggestions: bool = True,
         observe: Observe = _ignore,
-        outage_started: Callable[[], None] = lambda: None,
+        outage_started: Callable[[], None] = _nothing,
         compiled: tuple[Planner, CompiledReads] | None = None,
         graphiql_assets_url: str | None = None,
         cache: ResponseCache | None = None,

@@ -18,7 +18,8 @@ code, media type and malformed-request answer is ours to decide:
   accepts neither JSON media type, 401 for a bad bearer token, 429 when the
   client's budget cannot pay for the operation, 503 when what the operation
   needs is unreachable.
-* Every error carries ``extensions.code``; request errors have no ``data``.
+* Every error carries ``extensions.code``; request errors have no ``data``, and the
+  edge adds the response's ``extensions.cost`` (``graph.http.endpoint``).
 """
 
 from __future__ import annotations
