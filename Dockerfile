@@ -43,8 +43,8 @@ EXPOSE 8000
 # Liveness, not readiness: Docker (and Swarm, ECS, Nomad...) replace containers whose
 # HEALTHCHECK fails, and restarting the API cannot fix an unreachable database; it only
 # adds a restart storm to the outage. /health answers while the process serves requests;
-# /health/ready (database and Redis) is for the load balancer or a Kubernetes
-# readinessProbe. Kubernetes ignores HEALTHCHECK: give it both probes.
+# /health/ready (the database; Redis away only degrades it) is for the load balancer or a
+# Kubernetes readinessProbe. Kubernetes ignores HEALTHCHECK: give it both probes.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # Production needs DATABASE_URL (migrated with `marketgraph migrate`) and JWT_SECRET.

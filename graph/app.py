@@ -51,6 +51,7 @@ from infra.logging import configure_logging
 from infra.metrics import (
     exposition,
     observe_cache,
+    observe_database_outage,
     observe_operation,
     observe_request,
     process_started,
@@ -217,6 +218,7 @@ def create_app(settings: Settings) -> Starlette:
         graphiql=settings.graphiql,
         suggestions=suggestions,
         observe=observe_operation,
+        outage_started=observe_database_outage,
         graphiql_assets_url=graphiql_assets_url,
         compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
         cache=cache,
@@ -274,6 +276,9 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def ready(_request: Request) -> Response:
+        """503 only when this process cannot serve: its database does not answer. Without
+        Redis it serves all the same (limits in process, no shared cache): ready, degraded,
+        so that a load balancer keeps a working server and an operator sees why."""
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(READY_TIMEOUT):
@@ -288,11 +293,10 @@ def create_app(settings: Settings) -> Starlette:
                     checks["redis"] = await breaker.check(redis)
             except Exception as error:
                 checks["redis"] = f"unavailable: {type(error).__name__}"
-        ok = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        if checks["database"] != "ok":
+            return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+        degraded = any(value != "ok" for value in checks.values())
+        return JSONResponse({"status": "degraded" if degraded else "ready", "checks": checks})
 
     async def metrics(_request: Request) -> Response:
         body, media_type = exposition()

@@ -11,8 +11,11 @@ The formula (README, "Query cost"), per field occurrence:
 * any other list of objects costs ``2 + n * (1 + its selection)``, ``n`` being the
   length of its list argument (``nodes(ids:)``) or the largest page size;
 * a mutation field costs 10 plus its selection;
-* ``__schema`` and ``__type`` cost a fixed amount whatever they select (their size
-  is bounded by the depth, alias and selection limits instead);
+* ``__schema`` and ``__type`` cost a fixed amount whatever they select (what one of
+  them can select is bounded by the introspection depth limit and graphql-core's own
+  introspection rule), at each occurrence once fragments are expanded: one whole
+  schema, as GraphiQL and codegen ask for it, fits the anonymous budget, and a few
+  dozen aliases of it (megabytes of answer) do not fit the cost limit;
 * a field may declare its own weight with ``@cost(weight: N)`` next to its
   definition, replacing the 0, 1, 2 or 10 above (for computed or costly fields).
 
@@ -40,7 +43,9 @@ from strawberry.schema_directive import Location
 from domain.reads import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 MUTATION_COST = 10
-INTROSPECTION_COST = 10
+# About what the answer of a whole schema (~110 KB here) is worth next to a page of a
+# hundred objects; 29 aliases of it came to 3.3 MB when each cost 10.
+INTROSPECTION_COST = 100
 CONNECTION_COST = 2
 LIST_COST = 2
 OBJECT_COST = 1

@@ -85,6 +85,11 @@ CACHE_REDIS_ERRORS = Counter(
     " without them. By operation.",
     ["operation"],
 )
+DATABASE_OUTAGES = Counter(
+    "marketgraph_database_outages_total",
+    "Times requests started failing because the database was unreachable (each outage once,"
+    " however many requests it refused with 503).",
+)
 PROCESSES = Gauge(
     "marketgraph_api_processes",
     "API processes serving (one per uvicorn worker) whose values this scrape sums.",
@@ -178,6 +183,11 @@ def observe_cache(event: str) -> None:
     """Count one event of the response cache: ``hit``, ``miss``, ``bypass``, ``wait``
     (a miss that waited for an identical request) or ``stale`` (a stale hit)."""
     _CACHE_EVENTS[event].inc()
+
+
+def observe_database_outage() -> None:
+    """Count one database outage; the edge calls it when the first request fails with one."""
+    DATABASE_OUTAGES.inc()
 
 
 def multiprocess_mode() -> bool:

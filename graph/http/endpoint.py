@@ -68,6 +68,7 @@ from graph.http.protocol import (
     failure_body,
     media_type,
     read_request,
+    shown_name,
 )
 from graph.persisted import Document, PersistedDocuments, PersistedError, Registry
 from graph.variables import Variables
@@ -81,6 +82,10 @@ Observe = Callable[[str | None, str | None, str, float], None]
 
 
 def _ignore(_name: str | None, _kind: str | None, _outcome: str, _seconds: float) -> None:
+    return None
+
+
+def _nothing() -> None:
     return None
 
 
@@ -131,19 +136,22 @@ class _Outage(Exception):
 
 
 class _Outages:
-    """Logs an outage once when it starts and once when it ends, not per request.
+    """Logs and counts an outage once when it starts, and logs it once when it ends, not per
+    request.
 
     Each request answered 503 still counts, with its outcome ``unavailable``, in the
     operation metrics.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, started: Callable[[], None]) -> None:
         self._since: float | None = None
+        self._started = started
 
     def failed(self, request_id: str, error: BaseException) -> None:
         if self._since is None:
             self._since = time.monotonic()
             log.warning("dependency.unavailable", request_id=request_id, error=type(error).__name__)
+            self._started()
 
     def served(self) -> None:
         if self._since is not None:
@@ -165,6 +173,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         suggestions: bool = True,
         observe: Observe = _ignore,
+        outage_started: Callable[[], None] = _nothing,
         compiled: tuple[Planner, CompiledReads] | None = None,
         graphiql_assets_url: str | None = None,
         cache: ResponseCache | None = None,
@@ -182,7 +191,7 @@ class GraphQLEndpoint:
         self._hide_suggestions = not suggestions
         self._observe = observe
         self._compiled = compiled
-        self._outages = _Outages()
+        self._outages = _Outages(outage_started)
         self._variable_values = Variables(schema, hide_suggestions=not suggestions)
         # Decided once: below the configured level the line would be built for nothing.
         self._log_operations = log.bind().is_enabled_for(logging.INFO)
@@ -210,6 +219,9 @@ class GraphQLEndpoint:
         media = media_type(request.headers.get("accept"))
         entry = _Log()
         context: Context | None = None
+        # Whether the caller's identity is known (their token checked against the database):
+        # a refusal can then show their budget.
+        identified = False
         try:
             if request.method not in ("GET", "POST"):
                 raise bad_request("Use GET or POST.", 405, Allow="GET, POST")
@@ -221,6 +233,7 @@ class GraphQLEndpoint:
             document = await self._document(gql)
             if not self._persisted.admitted(document, None):
                 context = await self._admitted_admin(document, request, request_id)
+                identified = True
             prepared = document.prepared or self._prepare(document.text)
             operation = self._operation(prepared, gql, request.method)
             entry.name, entry.kind = operation.name, operation.kind.value
@@ -233,10 +246,17 @@ class GraphQLEndpoint:
             if context is None:
                 context = self._context(request, request_id)
             await auth.authenticate(context)
+            identified = True
             if gql.extensions.get("costExplain") is True:
+                # Over the cost limit too: the refusal below sends clients here for the
+                # breakdown, and explaining executes nothing (the document limits held).
                 entry.outcome = "explained"
-                response = self._explained(operation, variables.coerced, requested, media)
+                allowance = await self._budgets.peek(await context.actor(), context.client_ip)
+                response = self._explained(
+                    operation, variables.coerced, requested, allowance, media
+                )
             else:
+                self._within_cost_limit(requested)
                 conditional = (
                     request.headers.get("if-none-match") if request.method == "GET" else None
                 )
@@ -254,23 +274,27 @@ class GraphQLEndpoint:
                 )
         except RequestFailed as failure:
             entry.outcome = "rejected"
+            allowance = await self._known_allowance(request, context, identified)
+            cost = _cost_extension(entry.requested or 0, 0, allowance)
             response = Response(
-                failure_body(failure),
+                failure_body(failure, {"cost": cost}),
                 status_code=failure.status_for(media),
                 media_type=media or JSON,
-                headers=failure.headers,
+                headers={**failure.headers, **_rate_headers(allowance)},
             )
         except Exception as error:
+            # No budget call while something fails: the cost is said, the budget is not.
+            cost = _cost_extension(entry.requested or 0, 0, UNLIMITED)
             if self._is_outage(error):
                 entry.outcome = "unavailable"
                 self._outages.failed(request_id, error)
-                response = self._unavailable(request_id, media)
+                response = self._unavailable(request_id, media, cost)
             else:
                 # A fault outside the resolvers (the identity lookup, say): the same masked,
                 # coded answer as one inside them, never a bare 500 page.
                 entry.outcome = "internal_error"
                 log.exception("graphql.request_failed", request_id=request_id)
-                response = self._internal(request_id, media)
+                response = self._internal(request_id, media, cost)
         if entry.outcome != "unavailable" and entry.path is not None:
             self._outages.served()
         elapsed = time.perf_counter() - started
@@ -373,7 +397,7 @@ class GraphQLEndpoint:
         operation = prepared.figures.operation(gql.operation_name)
         if operation is None:
             raise bad_request(
-                f"No operation named '{gql.operation_name}' in the document."
+                f"No operation named '{shown_name(gql.operation_name)}' in the document."
                 if gql.operation_name
                 else "The document has several operations: name one in 'operationName'."
             )
@@ -400,6 +424,9 @@ class GraphQLEndpoint:
                 extensions={"argument": error.argument, "path": error.path},
                 legacy_ok=True,
             ) from None
+        return cost
+
+    def _within_cost_limit(self, cost: int) -> None:
         maximum = self._limits.max_cost
         if cost > maximum:
             raise RequestFailed(
@@ -411,24 +438,41 @@ class GraphQLEndpoint:
                 extensions={"limit": "cost", "maximum": maximum, "measured": cost},
                 legacy_ok=True,
             )
-        return cost
 
     def _explained(
-        self, operation: OperationFigures, variables: dict[str, Any], requested: int, media: str
+        self,
+        operation: OperationFigures,
+        variables: dict[str, Any],
+        requested: int,
+        allowance: Allowance,
+        media: str,
     ) -> Response:
         rows = [
             row for row in explain(operation, variables) if row["kind"] != "leaf" or row["cost"]
         ]
-        body = {
-            "extensions": {
-                "cost": {
-                    "requestedQueryCost": requested,
-                    "maximumQueryCost": self._limits.max_cost,
-                },
-                "costExplain": rows,
-            }
+        cost = {
+            **_cost_extension(requested, 0, allowance),
+            "maximumQueryCost": self._limits.max_cost,
         }
-        return Response(encode(body), media_type=media)
+        body = {"extensions": {"cost": cost, "costExplain": rows}}
+        return Response(encode(body), media_type=media, headers=_rate_headers(allowance))
+
+    async def _known_allowance(
+        self, request: Request, context: Context | None, identified: bool
+    ) -> Allowance:
+        """The budget a refused request would have spent from, when it is known without the
+        database: an anonymous caller's (by address), or a signed-in one's once their token
+        was checked; else ``UNLIMITED`` (no figures). Nothing is taken."""
+        try:
+            if identified and context is not None:
+                return await self._budgets.peek(await context.actor(), context.client_ip)
+            if "authorization" not in request.headers:
+                client = request.client.host if request.client else None
+                return await self._budgets.peek(None, client)
+        except Exception:
+            # The refusal is the answer; its figures are not worth failing it for.
+            log.exception("graphql.budget_peek_failed", request_id=request.state.request_id)
+        return UNLIMITED
 
     # --- execution ---------------------------------------------------------------------------
 
@@ -638,13 +682,14 @@ class GraphQLEndpoint:
                         "cost": _cost_extension(requested, 0, allowance),
                     },
                 }
-            ]
+            ],
+            "extensions": {"cost": _cost_extension(requested, 0, allowance)},
         }
         headers = {**_rate_headers(allowance), "Retry-After": str(retry_after)}
         return Response(encode(body), status_code=429, media_type=media, headers=headers)
 
     @staticmethod
-    def _unavailable(request_id: str, media: str | None) -> Response:
+    def _unavailable(request_id: str, media: str | None, cost: dict[str, Any]) -> Response:
         body = {
             "errors": [
                 {
@@ -655,7 +700,8 @@ class GraphQLEndpoint:
                         "retryAfter": OUTAGE_RETRY_AFTER_SECONDS,
                     },
                 }
-            ]
+            ],
+            "extensions": {"cost": cost},
         }
         return Response(
             encode(body),
@@ -665,7 +711,7 @@ class GraphQLEndpoint:
         )
 
     @staticmethod
-    def _internal(request_id: str, media: str | None) -> Response:
+    def _internal(request_id: str, media: str | None, cost: dict[str, Any]) -> Response:
         body = {
             "errors": [
                 {
@@ -675,7 +721,8 @@ class GraphQLEndpoint:
                         "requestId": request_id,
                     },
                 }
-            ]
+            ],
+            "extensions": {"cost": cost},
         }
         return Response(encode(body), status_code=500, media_type=media or JSON)
 

@@ -18,7 +18,8 @@ code, media type and malformed-request answer is ours to decide:
   accepts neither JSON media type, 401 for a bad bearer token, 429 when the
   client's budget cannot pay for the operation, 503 when what the operation
   needs is unreachable.
-* Every error carries ``extensions.code``; request errors have no ``data``.
+* Every error carries ``extensions.code``; request errors have no ``data``, and the
+  edge adds the response's ``extensions.cost`` (``graph.http.endpoint``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,19 @@ def bad_request(message: str, status: int = 400, **headers: str) -> RequestFaile
     return RequestFailed(status, ErrorCode.BAD_REQUEST, message, headers)
 
 
+def over_limit(
+    limit: str, maximum: int, measured: int, message: str, status: int = 400
+) -> RequestFailed:
+    """A request over a size limit: ``BAD_REQUEST`` naming the limit, its value and the
+    measured one, as ``QUERY_TOO_COMPLEX`` names a document's."""
+    return RequestFailed(
+        status,
+        ErrorCode.BAD_REQUEST,
+        message,
+        extensions={"limit": limit, "maximum": maximum, "measured": measured},
+    )
+
+
 def _loads(raw: str | bytes, what: str) -> Any:
     try:
         return orjson.loads(raw)
@@ -136,7 +150,8 @@ def _loads(raw: str | bytes, what: str) -> Any:
         raise bad_request(f"The {what} is {reason}.") from None
 
 
-def _shown(name: str) -> str:
+def shown_name(name: str) -> str:
+    """What an error message may echo of a client's operation name."""
     return name if len(name) <= ECHOED_NAME_CHARS else name[:ECHOED_NAME_CHARS] + "…"
 
 
@@ -163,9 +178,12 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     if operation_name is not None and not isinstance(operation_name, str):
         raise bad_request("'operationName' must be a string.")
     if operation_name and len(operation_name) > max_operation_name:
-        raise bad_request(
+        raise over_limit(
+            "operationNameChars",
+            max_operation_name,
+            len(operation_name),
             f"'operationName' may be at most {max_operation_name} characters"
-            f" ('{_shown(operation_name)}' is longer)."
+            f" ('{shown_name(operation_name)}' is longer).",
         )
     return GraphQLRequest(
         query, variables, operation_name or None, extensions or {}, document_id or None
@@ -207,7 +225,7 @@ async def read_request(request: Request, max_body: int, max_operation_name: int)
 async def _body_bytes(request: Request, max_body: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        raise _too_large(max_body)
+        raise _too_large(max_body, int(declared))
     # Straight from the ASGI messages: a body almost always comes in one, and Starlette's
     # stream generator costs more than the read itself.
     chunks: list[bytes] = []
@@ -219,19 +237,24 @@ async def _body_bytes(request: Request, max_body: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_body:
-            raise _too_large(max_body)
+            # Read no further: the measured size is what came in until then.
+            raise _too_large(max_body, size)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _too_large(max_body: int) -> RequestFailed:
-    return bad_request(f"The request body exceeds {max_body} bytes.", 413)
+def _too_large(max_body: int, measured: int) -> RequestFailed:
+    return over_limit(
+        "bodyBytes", max_body, measured, f"The request body exceeds {max_body} bytes.", 413
+    )
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
-def failure_body(failure: RequestFailed) -> bytes:
-    return encode({"errors": failure.errors()})
+def failure_body(failure: RequestFailed, extensions: Mapping[str, Any] | None = None) -> bytes:
+    if extensions is None:
+        return encode({"errors": failure.errors()})
+    return encode({"errors": failure.errors(), "extensions": extensions})

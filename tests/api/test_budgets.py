@@ -13,13 +13,16 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 
 from domain.limits import BudgetSpec, RoleBudgets
 from infra.settings import Settings
+from tests.serving import ServeProcess
 from tests.support import LiveServer, MakeAccount, MakeMarket, RedisProcess
 
 # Costs 2 + 1 = 3 requested, and 3 actual whenever one market exists.
@@ -171,17 +174,38 @@ async def test_budgets_off_admit_everything_and_report_no_throttle(settings: Set
     assert "RateLimit-Limit" not in responses[0].headers
 
 
-async def test_a_budget_in_redis_is_shared_by_two_servers(
-    settings: Settings, a_market: None
+async def test_a_budget_in_redis_is_shared_by_two_server_processes(
+    settings: Settings, a_market: None, tmp_path: Path
 ) -> None:
-    shared = small(settings, capacity=6 * ONE_MARKET_COST)
-    async with serving(shared) as first, serving(shared) as second:
+    assert settings.redis_url, "the PostgreSQL test settings configure Redis"
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "JWT_SECRET": settings.jwt_secret,
+        "BUDGET_ANONYMOUS": f"{6 * ONE_MARKET_COST}:0.001",
+        "RESPONSE_CACHE": "false",
+        "DB_POOL_SIZE": "2",
+        "DB_READ_POOL_SIZE": "2",
+    }
+    # Two `marketgraph serve` processes: nothing in memory is shared, only Redis.
+    with (
+        ServeProcess(tmp_path, "--workers", "1", **env) as one,
+        ServeProcess(tmp_path, "--workers", "1", **env) as other,
+    ):
+        assert one.process is not None
+        assert other.process is not None
+        assert one.process.pid != other.process.pid
         client = client_address()
-        statuses = [
-            (await ask(server, ONE_MARKET, client)).status_code
-            for _ in range(6)
-            for server in (first, second)
-        ]
+        async with (
+            httpx.AsyncClient(base_url=one.url, timeout=60) as first,
+            httpx.AsyncClient(base_url=other.url, timeout=60) as second,
+        ):
+            statuses = [
+                (await ask(server, ONE_MARKET, client)).status_code
+                for _ in range(6)
+                for server in (first, second)
+            ]
     assert statuses.count(200) == 6
     assert statuses[6:] == [429] * 6
 
@@ -199,7 +223,74 @@ async def test_with_redis_stopped_budgets_hold_in_process(
             statuses = [(await ask(http, ONE_MARKET, client)).status_code for _ in range(6)]
             ready = await http.get("/health/ready")
         assert statuses == [200] * 4 + [429] * 2
-        assert ready.status_code == 503
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
         assert ready.json()["checks"]["redis"] == "unavailable, limits in process"
     finally:
         redis.close()
+
+
+def available(response: httpx.Response) -> int | None:
+    """What the answer says is left of the caller's budget (None: not said)."""
+    status = response.json()["extensions"]["cost"]["throttleStatus"]
+    if status is None:
+        assert "RateLimit-Remaining" not in response.headers
+        return None
+    assert response.headers["RateLimit-Remaining"] == str(status["currentlyAvailable"])
+    return int(status["currentlyAvailable"])
+
+
+async def test_refusals_and_explanations_show_the_budget_and_take_nothing(
+    limiter: Settings, a_market: None
+) -> None:
+    async with serving(small(limiter, capacity=100)) as http:
+        client = client_address()
+        assert available(await ask(http, "{ markets(", client)) == 100
+        assert available(await ask(http, ONE_MARKET, client)) == 100 - ONE_MARKET_COST
+        answers = [
+            await ask(http, "{ noSuchField }", client),
+            await ask(http, "query ($n: Int!) { markets(first: $n) { totalCount } }", client),
+            await ask(http, "{ markets(first: 101) { totalCount } }", client),
+            await ask(http, ONE_MARKET, client, extensions={"costExplain": True}),
+            # 2 + 98 = 100 fits the capacity but not the 97 left: 429.
+            await ask(http, "{ markets(first: 98) { nodes { id } } }", client),
+        ]
+        assert [r.status_code for r in answers] == [200, 200, 200, 200, 429]
+        for response in answers:
+            assert available(response) == 100 - ONE_MARKET_COST, response.text
+        assert answers[4].json()["extensions"]["cost"]["requestedQueryCost"] == 100
+
+
+async def test_a_signed_in_callers_budget_is_shown_once_their_token_is_checked(
+    settings: Settings, make_account: MakeAccount
+) -> None:
+    account = await make_account("Refused")
+    signed_in = {"Authorization": f"Bearer {account.token}"}
+    async with serving(small(settings, capacity=100)) as http:
+        # Refused before the token is checked against the database: whose budget (and so
+        # which role's size) is not known, and is not looked up for a refusal.
+        early = await http.post("/graphql", json={"query": "{ nope }"}, headers=signed_in)
+        assert early.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert available(early) is None
+        # Over the cost limit, refused after the token was checked: the user's budget.
+        over = "{ markets(first: 100) { nodes { positions(first: 100) { nodes { id } } } } }"
+        late = await http.post("/graphql", json={"query": over}, headers=signed_in)
+        assert late.json()["errors"][0]["extensions"]["limit"] == "cost"
+        assert available(late) == 100
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"descriptions": True, "specified_by_url": True, "input_value_deprecation": True}],
+)
+async def test_the_standard_introspection_query_fits_the_default_anonymous_budget(
+    settings: Settings, options: dict[str, bool]
+) -> None:
+    defaults = dataclasses.replace(settings, budgets=RoleBudgets())
+    async with serving(defaults) as http:
+        response = await ask(http, get_introspection_query(**options), client_address())
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["__schema"]["queryType"] == {"name": "Query", "kind": "OBJECT"}
+    cost = response.json()["extensions"]["cost"]
+    assert cost["throttleStatus"]["maximumAvailable"] == 500
+    assert cost["throttleStatus"]["currentlyAvailable"] == 500 - cost["requestedQueryCost"]

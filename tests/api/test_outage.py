@@ -1,4 +1,5 @@
-"""PostgreSQL stopped during requests: 503 with Retry-After, then normal answers, no restart.
+"""PostgreSQL stopped during requests: 503 with Retry-After, then normal answers, no restart;
+each outage logged and counted once.
 
 The database is a PostgreSQL this test starts in a temporary directory on a
 spare port (never the machine's shared one); the server runs on it without
@@ -18,6 +19,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.db.engine import create_engine
 from infra.db.migrate import upgrade
@@ -77,6 +79,7 @@ async def test_requests_get_503_while_the_database_is_down_and_recover_after(
             assert created.json()["data"]["createMarket"]["__typename"] == "CreateMarketSuccess"
             before = {q: (await post(http, q)).json()["data"] for q in (COMPILED, RESOLVED)}
             assert before[COMPILED]["markets"]["totalCount"] == 1
+            outages = await database_outages(http)
 
             own_postgres.stop()
             down = [
@@ -102,6 +105,16 @@ async def test_requests_get_503_while_the_database_is_down_and_recover_after(
             assert viewer.json()["data"]["viewer"]["displayName"] == "Outage"
             # The mutation refused during the outage wrote nothing.
             assert recovered["markets"]["totalCount"] == 1
+            # Five requests refused, one outage counted.
+            assert await database_outages(http) == outages + 1
+
+            # A second outage counts again.
+            own_postgres.stop()
+            assert (await post(http, COMPILED)).status_code == 503
+            assert (await post(http, RESOLVED)).status_code == 503
+            own_postgres.start()
+            await _eventually_ok(http, COMPILED)
+            assert await database_outages(http) == outages + 2
     finally:
         server.stop()
     events = [
@@ -109,8 +122,18 @@ async def test_requests_get_503_while_the_database_is_down_and_recover_after(
         for r in caplog.records
         if r.name == "marketgraph.http"
     ]
-    assert events.count("dependency.unavailable") == 1
-    assert events.count("dependency.available") == 1
+    assert events.count("dependency.unavailable") == 2
+    assert events.count("dependency.available") == 2
+
+
+async def database_outages(http: httpx.AsyncClient) -> float:
+    """``marketgraph_database_outages_total`` as /metrics shows it."""
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "marketgraph_database_outages":
+            return float(family.samples[0].value)
+    raise AssertionError("/metrics has no marketgraph_database_outages_total")
 
 
 async def _eventually_ok(http: httpx.AsyncClient, query: str) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Expected costs are worked out by hand from the formula: scalars 0, objects 1
 plus their selection, a connection 2 + n x (1 + one item's selection), other
-lists 2 + n x (1 + selection), a mutation 10 plus its selection, introspection
-a fixed 10.
+lists 2 + n x (1 + selection), a mutation 10 plus its selection, each
+``__schema`` or ``__type`` a fixed 100.
 """
 
 from __future__ import annotations
@@ -131,10 +131,42 @@ def test_node_lists_cost_by_the_number_of_ids() -> None:
 
 def test_introspection_has_a_fixed_cost_and_its_own_depth() -> None:
     standard = operation(get_introspection_query())
-    assert requested_cost(standard, {}) == 10
+    assert requested_cost(standard, {}) == 100
     assert standard.figures.depth == 0
     assert standard.figures.introspection_depth == 15
-    assert cost('{ __type(name: "Market") { name fields { name } } }') == 10
+    assert cost('{ __type(name: "Market") { name fields { name } } }') == 100
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"descriptions": False},
+        {
+            "specified_by_url": True,
+            "directive_is_repeatable": True,
+            "schema_description": True,
+            "input_value_deprecation": True,
+        },
+    ],
+)
+def test_the_standard_introspection_query_fits_the_anonymous_budget(
+    options: dict[str, bool],
+) -> None:
+    assert requested_cost(operation(get_introspection_query(**options)), {}) <= 500
+
+
+def test_each_introspection_field_costs_its_fixed_amount_through_fragments_too() -> None:
+    # 29 aliases of the whole schema fit the alias limit; their cost does not fit 1,000.
+    aliases = " ".join(f"s{i}: __schema {{ types {{ name }} }}" for i in range(29))
+    assert cost(f"{{ {aliases} }}") == 29 * 100
+    # Counted per occurrence once fragments are expanded, the fragment walked once.
+    spread = (
+        "query { ...A ...A ...A } fragment A on Query { ...B ...B ...B }"
+        ' fragment B on Query { t: __type(name: "Market") { name } }'
+    )
+    assert cost(spread) == 9 * 100
+    assert figures(spread).fragment_visits == {"A": 1, "B": 1}
 
 
 def test_page_sizes_outside_one_to_a_hundred_are_refused_with_their_path() -> None:
