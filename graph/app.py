@@ -199,6 +199,7 @@ def create_app(settings: Settings) -> Starlette:
             if redis is not None
             else MemoryPersistedQueries()
         )
+    planner = Planner(schema, settings.plan_cache_size) if compiled_reads is not None else None
     registry = Registry(SqlTrustedDocuments(engine), documents)
     persisted = PersistedDocuments(
         registry,
@@ -218,7 +219,7 @@ def create_app(settings: Settings) -> Starlette:
         suggestions=suggestions,
         observe=observe_operation,
         graphiql_assets_url=graphiql_assets_url,
-        compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
+        compiled=(planner, compiled_reads) if planner is not None and compiled_reads else None,
         cache=cache,
         persisted=persisted,
     )
@@ -322,6 +323,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.engine = engine
     app.state.compiled_reads = compiled_reads
+    app.state.planner = planner  # None when reads are not compiled
     app.state.services = services
     app.state.jobs = jobs
     app.state.tokens = tokens

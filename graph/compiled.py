@@ -85,15 +85,29 @@ class CompiledOperation:
     binders: tuple[Binder, ...]
 
 
-class Planner:
-    """Plans operations of one schema, keeping the plan (or the verdict) per document."""
+# A document's identity and an operation's name; the plan (None: not compiled) with the
+# document it was made from.
+_PlanKey = tuple[int, str | None]
+_Planned = tuple[DocumentNode, CompiledOperation | None]
 
-    def __init__(self, schema: strawberry.Schema) -> None:
+
+class Planner:
+    """Plans operations of one schema, keeping the plan (or the verdict) per document:
+    up to ``size`` of them, least recently used first out."""
+
+    def __init__(self, schema: strawberry.Schema, size: int = PLAN_CACHE_SIZE) -> None:
         self._strawberry = schema
         self._schema: GraphQLSchema = schema._schema
-        self._cache: OrderedDict[
-            tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]
-        ] = OrderedDict()
+        self._size = size
+        # Keyed by the document's identity: each entry holds its document, so that no other
+        # document can have the id while the entry stands.
+        self._cache: OrderedDict[_PlanKey, _Planned] = OrderedDict()
+        # Plans built so far (what the caches above spare).
+        self.built = 0
+
+    def __len__(self) -> int:
+        """Plans kept."""
+        return len(self._cache)
 
     def plan(self, document: DocumentNode, operation: OperationFigures) -> CompiledOperation | None:
         """The compiled form of the operation, or None when the resolver path must serve it."""
@@ -102,15 +116,20 @@ class Planner:
         if found is not None and found[0] is document:
             self._cache.move_to_end(key)
             return found[1]
-        compiled: CompiledOperation | None
-        try:
-            compiled = _Builder(self._strawberry, self._schema, document).operation(operation)
-        except NotCompilable:
-            compiled = None
+        compiled = self._build(document, operation)
         self._cache[key] = (document, compiled)
-        if len(self._cache) > PLAN_CACHE_SIZE:
+        if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return compiled
+
+    def _build(
+        self, document: DocumentNode, operation: OperationFigures
+    ) -> CompiledOperation | None:
+        self.built += 1
+        try:
+            return _Builder(self._strawberry, self._schema, document).operation(operation)
+        except NotCompilable:
+            return None
 
 
 def bind(

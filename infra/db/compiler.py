@@ -163,27 +163,28 @@ class Compiler:
     def __init__(self, public: frozenset[str] = frozenset()) -> None:
         # Visibility rules a deployment made public (POSITIONS_PUBLIC): seen by everyone.
         self._public = public
-        self._cache: OrderedDict[tuple[int, tuple[Any, ...]], tuple[str, list[Getter]]] = (
-            OrderedDict()
-        )
+        # Keyed by the root's identity, and each entry holds its root: while the entry
+        # stands, no other object can have that id. (Keyed by id alone, a root freed with
+        # its evicted plan left its SQL to whatever new root Python put at its address.)
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Root, str, list[Getter]]] = OrderedDict()
 
     def statement(self, root: Root, bound: Bound) -> tuple[str, list[Any]]:
         shape = (
             id(root),
-            (bound.viewer.user_id is None, bound.viewer.sees_all | self._public),
+            bound.viewer.user_id is None,
+            bound.viewer.sees_all | self._public,
             tuple(_shape(value) for value in bound.slots),
         )
-        cached = self._cache.get(shape)  # type: ignore[arg-type]
-        if cached is None:
+        cached = self._cache.get(shape)
+        if cached is None or cached[0] is not root:
             statement = _Statement(bound, bound.viewer.sees_all | self._public)
-            sql = self._root(root, statement)
-            cached = (sql, statement.getters)
-            self._cache[shape] = cached  # type: ignore[index]
+            cached = (root, self._root(root, statement), statement.getters)
+            self._cache[shape] = cached
             if len(self._cache) > STATEMENT_CACHE_SIZE:
                 self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(shape)  # type: ignore[arg-type]
-        sql, getters = cached
+            self._cache.move_to_end(shape)
+        _, sql, getters = cached
         return sql, [getter(bound) for getter in getters]
 
     # --- roots ---------------------------------------------------------------------------
