@@ -200,7 +200,9 @@ def create_app(settings: Settings) -> Starlette:
             else MemoryPersistedQueries()
         )
     planner = Planner(schema, settings.plan_cache_size) if compiled_reads is not None else None
-    registry = Registry(SqlTrustedDocuments(engine), documents)
+    registry = Registry(
+        SqlTrustedDocuments(engine), documents, pin=planner.pin if planner is not None else None
+    )
     persisted = PersistedDocuments(
         registry,
         apq,

@@ -65,6 +65,7 @@ from domain.readplan import (
     Viewer,
 )
 from graph.analysis import OperationFigures
+from graph.documents import Prepared
 from graph.errors import ApiError, bad_input
 from graph.ids import expect_id
 from graph.markets.queries import market_listing
@@ -92,8 +93,12 @@ _Planned = tuple[DocumentNode, CompiledOperation | None]
 
 
 class Planner:
-    """Plans operations of one schema, keeping the plan (or the verdict) per document:
-    up to ``size`` of them, least recently used first out."""
+    """Plans operations of one schema, keeping the plan (or the verdict) per document.
+
+    Plans of recent documents are kept up to ``size``, least recently used first out;
+    plans of trusted documents are built when the document is registered (``pin``) and
+    kept for as long as the process runs, so no traffic of other documents evicts them.
+    """
 
     def __init__(self, schema: strawberry.Schema, size: int = PLAN_CACHE_SIZE) -> None:
         self._strawberry = schema
@@ -102,16 +107,20 @@ class Planner:
         # Keyed by the document's identity: each entry holds its document, so that no other
         # document can have the id while the entry stands.
         self._cache: OrderedDict[_PlanKey, _Planned] = OrderedDict()
+        self._pinned: dict[_PlanKey, _Planned] = {}
         # Plans built so far (what the caches above spare).
         self.built = 0
 
     def __len__(self) -> int:
-        """Plans kept."""
+        """Plans kept for recent documents (pinned ones apart)."""
         return len(self._cache)
 
     def plan(self, document: DocumentNode, operation: OperationFigures) -> CompiledOperation | None:
         """The compiled form of the operation, or None when the resolver path must serve it."""
         key = (id(document), operation.name)
+        pinned = self._pinned.get(key)
+        if pinned is not None and pinned[0] is document:
+            return pinned[1]
         found = self._cache.get(key)
         if found is not None and found[0] is document:
             self._cache.move_to_end(key)
@@ -121,6 +130,24 @@ class Planner:
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return compiled
+
+    def pin(self, prepared: Prepared) -> None:
+        """Plan every operation of a registered document now, and keep the plans.
+
+        The registry keeps the document for the life of the process, and registered
+        documents are few (an operator registers them), so the pinned plans are bounded
+        by what is registered; an APQ text is not pinned, since anyone may register one.
+        """
+        document = prepared.document
+        for operation in prepared.figures.operations:
+            key = (id(document), operation.name)
+            if key in self._pinned:
+                continue
+            # Sent as text before it was registered: its plan is already made.
+            found = self._cache.pop(key, None)
+            if found is None or found[0] is not document:
+                found = (document, self._build(document, operation))
+            self._pinned[key] = found
 
     def _build(
         self, document: DocumentNode, operation: OperationFigures

@@ -9,13 +9,20 @@ the process keeps only so many.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 
+from domain.ports import TrustedDocument
 from graph.compiled import Planner
+from infra.db.engine import create_engine
+from infra.db.trusted import SqlTrustedDocuments
 from infra.settings import Settings
 from tests.api import roomy
 from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
@@ -90,3 +97,77 @@ async def test_the_plan_cache_is_bounded_and_a_repeated_document_reuses_its_plan
     await client.data(documents[0], {"first": 1})
     assert plans.built - built == len(documents) + 1
     assert len(plans) == SMALL
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """Two registered documents: one operation, and two (run by name)."""
+
+    one: TrustedDocument
+    two: TrustedDocument
+    names: tuple[str, str]
+
+
+@pytest.fixture(scope="module")
+async def trusted(settings: Settings) -> Trusted:
+    token = uuid.uuid4().hex[:8]
+    names = (f"TrustedViewer_{token}", f"TrustedUser_{token}")
+    bodies = (
+        f"query TrustedPlan_{token}($first: Int!) {{ markets(first: $first) {{ totalCount }} }}",
+        f"query {names[0]} {{ viewer {{ id }} }}"
+        f" query {names[1]}($id: ID!) {{ user(id: $id) {{ displayName }} }}",
+    )
+    one, two = (
+        TrustedDocument(f"plans-{token}-{i}", body, hashlib.sha256(body.encode()).hexdigest(), None)
+        for i, body in enumerate(bodies)
+    )
+    engine = create_engine(settings)
+    try:
+        await SqlTrustedDocuments(engine).register([one, two], datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    return Trusted(one, two, names)
+
+
+async def test_trusted_documents_are_planned_once_when_registered(
+    settings: Settings, trusted: Trusted, owner: Account
+) -> None:
+    with roomy.running(roomy.roomy(settings, plan_cache_size=SMALL)) as server:
+        plans = planner(server)
+        # Planned when the registry loaded them, before any request: every operation of
+        # each document (the database holds other modules' documents too).
+        loaded = plans.built
+        assert loaded >= 3
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def run(body: dict[str, Any]) -> None:
+                response = await http.post("/graphql", json=body)
+                assert "errors" not in response.json(), response.text
+
+            async def run_trusted() -> None:
+                await run({"documentId": trusted.one.id, "variables": {"first": 1}})
+                await run({"documentId": trusted.two.id, "operationName": trusted.names[0]})
+                await run(
+                    {
+                        "documentId": trusted.two.id,
+                        "operationName": trusted.names[1],
+                        "variables": {"id": owner.id},
+                    }
+                )
+
+            compiled = len(server.compiled_sql.statements)
+            await run_trusted()
+            assert plans.built == loaded
+            # Served compiled: one statement each.
+            assert len(server.compiled_sql.statements) - compiled == 3
+            # Other documents, more than the plan cache holds.
+            others = SMALL * 3
+            for i in range(others):
+                other = f"{{ markets {{ other{i}_{uuid.uuid4().hex[:6]}: totalCount }} }}"
+                await run({"query": other})
+            assert plans.built == loaded + others
+            # The trusted documents were not evicted: they are not planned again, whether
+            # sent by id or by text.
+            await run_trusted()
+            await run({"query": trusted.one.body, "variables": {"first": 2}})
+            assert plans.built == loaded + others
