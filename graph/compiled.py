@@ -37,6 +37,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.types.arguments import convert_arguments
 
+from domain.cursors import CursorKey
 from domain.policy import POSITIONS, PRIVATE_FIELDS, Actor
 from domain.readmodel import TYPES, Children, ObjectType, Private, Reference, market_sort
 from domain.readplan import (
@@ -100,9 +101,13 @@ class Planner:
     kept for as long as the process runs, so no traffic of other documents evicts them.
     """
 
-    def __init__(self, schema: strawberry.Schema, size: int = PLAN_CACHE_SIZE) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, signing: CursorKey, size: int = PLAN_CACHE_SIZE
+    ) -> None:
         self._strawberry = schema
         self._schema: GraphQLSchema = schema._schema
+        # Cursors in arguments are checked against it, as the resolvers check them.
+        self._signing = signing
         self._size = size
         # Keyed by the document's identity: each entry holds its document, so that no other
         # document can have the id while the entry stands.
@@ -154,7 +159,8 @@ class Planner:
     ) -> CompiledOperation | None:
         self.built += 1
         try:
-            return _Builder(self._strawberry, self._schema, document).operation(operation)
+            builder = _Builder(self._strawberry, self._schema, self._signing, document)
+            return builder.operation(operation)
         except NotCompilable:
             return None
 
@@ -178,10 +184,15 @@ def bind(
 
 class _Builder:
     def __init__(
-        self, schema: strawberry.Schema, graphql: GraphQLSchema, document: DocumentNode
+        self,
+        schema: strawberry.Schema,
+        graphql: GraphQLSchema,
+        signing: CursorKey,
+        document: DocumentNode,
     ) -> None:
         self._strawberry = schema
         self._schema = graphql
+        self._signing = signing
         self._fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -334,9 +345,10 @@ class _Builder:
             )
         if name == "markets":
             arguments = self._arguments(field, nodes[0])
+            signing = self._signing
 
             def page(variables: VariableValues) -> SlotValue:
-                listing = market_listing(**arguments(variables))
+                listing = market_listing(**arguments(variables), signing=signing)
                 request = listing.request
                 return PageArgs(
                     sort=market_sort(listing.order),
@@ -396,13 +408,21 @@ class _Builder:
             elif isinstance(declared, Children):
                 arguments = self._arguments(field, nodes[0])
                 sort = declared.sort
+                signing = self._signing
 
                 def page(
-                    variables: VariableValues, read: Any = arguments, sort: Any = sort
+                    variables: VariableValues,
+                    read: Any = arguments,
+                    sort: Any = sort,
+                    signing: CursorKey = signing,
                 ) -> SlotValue:
                     given = read(variables)
                     request = page_request(
-                        sort.name, sort.kind, given.get("first"), given.get("after")
+                        sort.name,
+                        sort.kind,
+                        given.get("first"),
+                        given.get("after"),
+                        signing=signing,
                     )
                     return PageArgs(sort=sort, size=request.size, cursor=request.after)
 
