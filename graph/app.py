@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from domain.cursors import CursorKey
 from domain.policy import POSITIONS
 from domain.ports import Budgets, PersistedQueries, ResponseStore
 from domain.services.admin import AdminService
@@ -114,6 +115,8 @@ def create_app(settings: Settings) -> Starlette:
         return SqlUnitOfWork(engine, invalidator)
 
     jobs = JobSystem(settings, uow, utcnow)
+    # Both read paths sign the cursors they write and accept no other (domain/cursors.py).
+    cursor_key = CursorKey.derive(secret for _, secret in settings.jwt_keys)
     services = Services(
         users=UserService(
             uow=uow,
@@ -149,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
         trading=jobs.trading,
         lifecycle=jobs.lifecycle,
         jobs=jobs.runner,
+        cursor_key=cursor_key,
         positions_public=settings.positions_public,
         budgets=budgets,
     )
@@ -167,6 +171,7 @@ def create_app(settings: Settings) -> Starlette:
             asyncpg_dsn(settings.database_url),
             settings.db_read_pool_size,
             public=frozenset({POSITIONS.name}) if settings.positions_public else frozenset(),
+            signing=cursor_key,
         )
         if settings.compiled_reads and not settings.is_sqlite
         else None
@@ -200,7 +205,14 @@ def create_app(settings: Settings) -> Starlette:
             if redis is not None
             else MemoryPersistedQueries()
         )
-    registry = Registry(SqlTrustedDocuments(engine), documents)
+    planner = (
+        Planner(schema, cursor_key, settings.plan_cache_size)
+        if compiled_reads is not None
+        else None
+    )
+    registry = Registry(
+        SqlTrustedDocuments(engine), documents, pin=planner.pin if planner is not None else None
+    )
     persisted = PersistedDocuments(
         registry,
         apq,
@@ -220,7 +232,7 @@ def create_app(settings: Settings) -> Starlette:
         observe=observe_operation,
         outage_started=observe_database_outage,
         graphiql_assets_url=graphiql_assets_url,
-        compiled=(Planner(schema), compiled_reads) if compiled_reads else None,
+        compiled=(planner, compiled_reads) if planner is not None and compiled_reads else None,
         cache=cache,
         persisted=persisted,
     )
@@ -326,6 +338,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.engine = engine
     app.state.compiled_reads = compiled_reads
+    app.state.planner = planner  # None when reads are not compiled
     app.state.services = services
     app.state.jobs = jobs
     app.state.tokens = tokens

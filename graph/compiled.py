@@ -37,6 +37,7 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.types.arguments import convert_arguments
 
+from domain.cursors import CursorKey
 from domain.policy import POSITIONS, PRIVATE_FIELDS, Actor
 from domain.readmodel import TYPES, Children, ObjectType, Private, Reference, market_sort
 from domain.readplan import (
@@ -65,6 +66,7 @@ from domain.readplan import (
     Viewer,
 )
 from graph.analysis import OperationFigures
+from graph.documents import Prepared
 from graph.errors import ApiError, bad_input
 from graph.ids import expect_id
 from graph.markets.queries import market_listing
@@ -85,32 +87,82 @@ class CompiledOperation:
     binders: tuple[Binder, ...]
 
 
-class Planner:
-    """Plans operations of one schema, keeping the plan (or the verdict) per document."""
+# A document's identity and an operation's name; the plan (None: not compiled) with the
+# document it was made from.
+_PlanKey = tuple[int, str | None]
+_Planned = tuple[DocumentNode, CompiledOperation | None]
 
-    def __init__(self, schema: strawberry.Schema) -> None:
+
+class Planner:
+    """Plans operations of one schema, keeping the plan (or the verdict) per document.
+
+    Plans of recent documents are kept up to ``size``, least recently used first out;
+    plans of trusted documents are built when the document is registered (``pin``) and
+    kept for as long as the process runs, so no traffic of other documents evicts them.
+    """
+
+    def __init__(
+        self, schema: strawberry.Schema, signing: CursorKey, size: int = PLAN_CACHE_SIZE
+    ) -> None:
         self._strawberry = schema
         self._schema: GraphQLSchema = schema._schema
-        self._cache: OrderedDict[
-            tuple[int, str | None], tuple[DocumentNode, CompiledOperation | None]
-        ] = OrderedDict()
+        # Cursors in arguments are checked against it, as the resolvers check them.
+        self._signing = signing
+        self._size = size
+        # Keyed by the document's identity: each entry holds its document, so that no other
+        # document can have the id while the entry stands.
+        self._cache: OrderedDict[_PlanKey, _Planned] = OrderedDict()
+        self._pinned: dict[_PlanKey, _Planned] = {}
+        # Plans built so far (what the caches above spare).
+        self.built = 0
+
+    def __len__(self) -> int:
+        """Plans kept for recent documents (pinned ones apart)."""
+        return len(self._cache)
 
     def plan(self, document: DocumentNode, operation: OperationFigures) -> CompiledOperation | None:
         """The compiled form of the operation, or None when the resolver path must serve it."""
         key = (id(document), operation.name)
+        pinned = self._pinned.get(key)
+        if pinned is not None and pinned[0] is document:
+            return pinned[1]
         found = self._cache.get(key)
         if found is not None and found[0] is document:
             self._cache.move_to_end(key)
             return found[1]
-        compiled: CompiledOperation | None
-        try:
-            compiled = _Builder(self._strawberry, self._schema, document).operation(operation)
-        except NotCompilable:
-            compiled = None
+        compiled = self._build(document, operation)
         self._cache[key] = (document, compiled)
-        if len(self._cache) > PLAN_CACHE_SIZE:
+        if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return compiled
+
+    def pin(self, prepared: Prepared) -> None:
+        """Plan every operation of a registered document now, and keep the plans.
+
+        The registry keeps the document for the life of the process, and registered
+        documents are few (an operator registers them), so the pinned plans are bounded
+        by what is registered; an APQ text is not pinned, since anyone may register one.
+        """
+        document = prepared.document
+        for operation in prepared.figures.operations:
+            key = (id(document), operation.name)
+            if key in self._pinned:
+                continue
+            # Sent as text before it was registered: its plan is already made.
+            found = self._cache.pop(key, None)
+            if found is None or found[0] is not document:
+                found = (document, self._build(document, operation))
+            self._pinned[key] = found
+
+    def _build(
+        self, document: DocumentNode, operation: OperationFigures
+    ) -> CompiledOperation | None:
+        self.built += 1
+        try:
+            builder = _Builder(self._strawberry, self._schema, self._signing, document)
+            return builder.operation(operation)
+        except NotCompilable:
+            return None
 
 
 def bind(
@@ -132,10 +184,15 @@ def bind(
 
 class _Builder:
     def __init__(
-        self, schema: strawberry.Schema, graphql: GraphQLSchema, document: DocumentNode
+        self,
+        schema: strawberry.Schema,
+        graphql: GraphQLSchema,
+        signing: CursorKey,
+        document: DocumentNode,
     ) -> None:
         self._strawberry = schema
         self._schema = graphql
+        self._signing = signing
         self._fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -288,9 +345,10 @@ class _Builder:
             )
         if name == "markets":
             arguments = self._arguments(field, nodes[0])
+            signing = self._signing
 
             def page(variables: VariableValues) -> SlotValue:
-                listing = market_listing(**arguments(variables))
+                listing = market_listing(**arguments(variables), signing=signing)
                 request = listing.request
                 return PageArgs(
                     sort=market_sort(listing.order),
@@ -350,13 +408,21 @@ class _Builder:
             elif isinstance(declared, Children):
                 arguments = self._arguments(field, nodes[0])
                 sort = declared.sort
+                signing = self._signing
 
                 def page(
-                    variables: VariableValues, read: Any = arguments, sort: Any = sort
+                    variables: VariableValues,
+                    read: Any = arguments,
+                    sort: Any = sort,
+                    signing: CursorKey = signing,
                 ) -> SlotValue:
                     given = read(variables)
                     request = page_request(
-                        sort.name, sort.kind, given.get("first"), given.get("after")
+                        sort.name,
+                        sort.kind,
+                        given.get("first"),
+                        given.get("after"),
+                        signing=signing,
                     )
                     return PageArgs(sort=sort, size=request.size, cursor=request.after)
 

@@ -44,13 +44,14 @@ async def child_connection(
     what they select ahead, once for the page)."""
     children = to_many(parent, relation)
     sort = children.sort
-    request = page_request(sort.name, sort.kind, first, after)
     context = info.context
+    signing = context.services.cursor_key
+    request = page_request(sort.name, sort.kind, first, after, signing=signing)
     scope = list_scope(children, await context.actor(), parent_id, context.services.public_rules)
     if scope.hidden:
         return None
     if scope.empty:
-        return connection(_NOTHING, sort.name, await nodes(_NOTHING), _zero)
+        return connection(_NOTHING, sort.name, await nodes(_NOTHING), _zero, signing)
     loaders = context.loaders
     key = ChildPageKey(parent_id, request.size, request.after, holder=scope.holder)
     page = await loaders.page(children, key)
@@ -59,4 +60,5 @@ async def child_connection(
         sort.name,
         await nodes(page),
         lambda: loaders.count(children, (parent_id, scope.holder)),
+        signing,
     )

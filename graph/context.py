@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from domain.cursors import CursorKey
 from domain.entities import User
 from domain.policy import POSITIONS, Actor
 from domain.ports import AccessClaims, BatchReads, Budgets, Identities
@@ -35,6 +36,8 @@ class Services:
     trading: TradingService
     lifecycle: MarketLifecycle
     jobs: JobRunner
+    # What cursors are signed with (derived from the JWT secrets).
+    cursor_key: CursorKey
     positions_public: bool = True
     # Cost budgets; None when RATE_LIMITS=off.
     budgets: Budgets | None = None

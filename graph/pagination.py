@@ -2,7 +2,9 @@
 
 A cursor holds the sort it was made under, the row's sort value and its id,
 so paging stays correct when many rows share a sort value, and a cursor from
-one sort order is refused under another.
+one sort order is refused under another. It is signed (``domain/cursors.py``):
+a cursor the server did not issue, whatever it decodes to, is refused as
+BAD_USER_INPUT before anything in it is read.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from uuid import UUID
 import orjson
 import strawberry
 
+from domain.cursors import MAC_BYTES, CursorKey
 from domain.money import SCALE, is_exact
 from domain.reads import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Key, Page, PageRequest
-from graph.errors import bad_input
+from graph.errors import ApiError, bad_input
 
 NodeT = TypeVar("NodeT")
 
@@ -65,7 +68,7 @@ VALUE_KINDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def encode_cursor(sort: str, key: Key) -> str:
+def encode_cursor(sort: str, key: Key, signing: CursorKey) -> str:
     # Written as the response shows times and amounts, and as the compiled read path
     # (infra/db/compiler.py) writes cursors in SQL: the two must give the same text.
     if isinstance(key[0], datetime):
@@ -74,34 +77,48 @@ def encode_cursor(sort: str, key: Key) -> str:
         value = format(key[0], "f")
     else:
         value = str(key[0])
-    raw = orjson.dumps([sort, value, key[1].hex])
+    payload = orjson.dumps([sort, value, key[1].hex])
+    return _base64url(payload + signing.sign(payload))
+
+
+def _base64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str, kind: str, argument: str) -> Key:
+def decode_cursor(cursor: str, sort: str, kind: str, argument: str, signing: CursorKey) -> Key:
     """The sort key a cursor points at, or BAD_USER_INPUT naming ``argument``.
 
-    Cursors come from clients, so whatever one decodes to (any bytes, any JSON,
-    any number) must end here as a clear refusal: the exceptions caught are
-    every way the checks below can fail on foreign input.
+    Only the exact text the server wrote is read: its signature must hold (and the
+    text must be the one encoding of the bytes, not another spelling of them). What
+    a signed cursor holds is checked all the same, as a last line should the key
+    ever leak: the exceptions caught are every way the checks can fail on any input.
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        made_for, value, ident = orjson.loads(raw)
+    except (binascii.Error, ValueError):
+        raise _refused(argument) from None
+    payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+    if not payload or not signing.verify(payload, mac) or _base64url(raw) != cursor:
+        raise _refused(argument)
+    try:
+        made_for, value, ident = orjson.loads(payload)
         if made_for != sort:
             raise ValueError("cursor of another sort order")
         if not isinstance(ident, str):
             raise TypeError("the id is written as hex")
         return VALUE_KINDS[kind](value), UUID(hex=ident)
     except (
-        binascii.Error,
         orjson.JSONDecodeError,
         ValueError,
         TypeError,
         DecimalException,
         OverflowError,
     ):
-        raise bad_input(f"'{argument}' is not a valid cursor for this list.", argument) from None
+        raise _refused(argument) from None
+
+
+def _refused(argument: str) -> ApiError:
+    return bad_input(f"'{argument}' is not a valid cursor for this list.", argument)
 
 
 def page_request(
@@ -111,6 +128,8 @@ def page_request(
     after: str | None,
     last: int | None = None,
     before: str | None = None,
+    *,
+    signing: CursorKey,
 ) -> PageRequest:
     """Check the Relay arguments and decode the cursors (BAD_USER_INPUT when wrong)."""
     if first is not None and last is not None:
@@ -124,13 +143,13 @@ def page_request(
         return PageRequest(
             first=None,
             last=last,
-            before=None if before is None else decode_cursor(before, sort, kind, "before"),
+            before=None if before is None else decode_cursor(before, sort, kind, "before", signing),
         )
     if before is not None:
         raise bad_input("'before' goes with 'last', not with 'first'.", "before")
     return PageRequest(
         first=first if first is not None else DEFAULT_PAGE_SIZE,
-        after=None if after is None else decode_cursor(after, sort, kind, "after"),
+        after=None if after is None else decode_cursor(after, sort, kind, "after", signing),
     )
 
 
@@ -170,8 +189,12 @@ def connection(
     sort: str,
     to_node: Callable[[Any], NodeT],
     count: Callable[[], Awaitable[int]],
+    signing: CursorKey,
 ) -> Connection[NodeT]:
-    edges = [Edge(cursor=encode_cursor(sort, key), node=to_node(item)) for key, item in page.items]
+    edges = [
+        Edge(cursor=encode_cursor(sort, key, signing), node=to_node(item))
+        for key, item in page.items
+    ]
     return Connection(
         edges=edges,
         page_info=PageInfo(

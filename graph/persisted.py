@@ -104,9 +104,12 @@ class Registry:
         documents: Documents,
         refresh_seconds: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        pin: Callable[[Prepared], None] | None = None,
     ) -> None:
         self._source = source
         self._documents = documents
+        # Told of each document as it is registered (the compiled path plans it then, once).
+        self._pin = pin
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._by_id: dict[str, _Registered] = {}
@@ -176,6 +179,8 @@ class Registry:
                 )
                 continue
             registered = _Registered(document, prepared)
+            if self._pin is not None:
+                self._pin(prepared)
             self._by_id[document.id] = registered
             self._by_sha.setdefault(document.sha256, registered)
 

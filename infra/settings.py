@@ -65,6 +65,8 @@ class Settings:
     query_max_operations: int = 20
     operation_name_max_chars: int = 100
     compiled_reads: bool = True
+    # Query plans of the compiled read path kept per process (least recently used go first).
+    plan_cache_size: int = 1_024
     redis_pool_size: int = 64
     signin_account_ceiling: int = 100
     refresh_reuse_grace_seconds: int = 10
@@ -171,6 +173,7 @@ class Settings:
             query_max_operations=_int(env, "QUERY_MAX_OPERATIONS", 20, 1, 1_000),
             operation_name_max_chars=_int(env, "OPERATION_NAME_MAX_CHARS", 100, 1, 10_000),
             compiled_reads=_flag(env, "COMPILED_READS", default=True),
+            plan_cache_size=_int(env, "PLAN_CACHE_SIZE", 1_024, 1, 1_000_000),
             redis_pool_size=_int(env, "REDIS_POOL_SIZE", 64, 4, 10_000),
             signin_account_ceiling=_int(env, "SIGNIN_ACCOUNT_CEILING", 100, 1, 1_000_000),
             refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300),

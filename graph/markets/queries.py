@@ -9,6 +9,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from domain.cursors import CursorKey
 from domain.entities import MarketStatus as DomainStatus
 from domain.reads import MarketFilter as MarketCriteria
 from domain.reads import MarketOrder as MarketSort
@@ -122,12 +123,19 @@ class MarketQueries:
             strawberry.argument(description="Sort order (default: newest first)."),
         ] = None,
     ) -> Connection[MarketType]:
-        listing = market_listing(first, after, last, before, filter, order_by)
-        readers = info.context.services.readers
+        services = info.context.services
+        listing = market_listing(
+            first, after, last, before, filter, order_by, signing=services.cursor_key
+        )
+        readers = services.readers
         page = await readers.market_page(listing.criteria, listing.order, listing.request)
         to_node = await market_nodes(info, [market for _, market in page.items])
         return connection(
-            page, listing.sort, to_node, lambda: readers.market_count(listing.criteria)
+            page,
+            listing.sort,
+            to_node,
+            lambda: readers.market_count(listing.criteria),
+            services.cursor_key,
         )
 
 
@@ -149,6 +157,8 @@ def market_listing(
     before: str | None,
     filter: MarketFilter | None,
     order_by: MarketOrder | None,
+    *,
+    signing: CursorKey,
 ) -> MarketListing:
     """Check and decode the arguments of ``markets`` (BAD_USER_INPUT when wrong).
 
@@ -157,7 +167,9 @@ def market_listing(
     """
     order = order_by or MarketOrder()
     sort = f"markets:{order.field.name}:{order.direction.name}"
-    request = page_request(sort, _VALUE_KIND[order.field], first, after, last, before)
+    request = page_request(
+        sort, _VALUE_KIND[order.field], first, after, last, before, signing=signing
+    )
     criteria = filter.to_criteria() if filter else MarketCriteria()
     return MarketListing(
         request=request,

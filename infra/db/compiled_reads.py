@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from domain.cursors import CursorKey
 from domain.readplan import Bound, Plan
 from infra.db.compiler import Compiler
 from infra.db.read_pool import ReadPool
@@ -36,9 +37,11 @@ PLAN_CACHE_MODE = "force_generic_plan"
 
 
 class PgCompiledReads:
-    def __init__(self, dsn: str, pool_size: int, public: frozenset[str]) -> None:
+    def __init__(
+        self, dsn: str, pool_size: int, public: frozenset[str], signing: CursorKey
+    ) -> None:
         self._dsn = dsn
-        self._compiler = Compiler(public)
+        self._compiler = Compiler(signing, public)
         self._pool = ReadPool(
             self._connect,
             pool_size,

@@ -8,7 +8,8 @@ follow) with its row numbers and aggregates it into edges, nodes, cursors and
 page info; ``totalCount`` is a count subquery. Values are shown exactly as the
 resolver path shows them: global ids, money with 8 places, ISO 8601 UTC times
 with microseconds, cursors as base64url of the same JSON the resolver path
-encodes.
+encodes followed by its MAC (``domain/cursors.py``), computed here by ``sha256()``
+from the key's HMAC pads, which are bound parameters like any value.
 
 Nothing from a request is ever written into the SQL text: values are bound
 parameters, and the only names written in are the read model's (tables,
@@ -31,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from domain.cursors import MAC_BYTES, CursorKey
 from domain.money import SCALE
 from domain.policy import ROLE_PERMISSIONS, Visibility
 from domain.readmodel import (
@@ -92,15 +94,9 @@ def _units(amount: Decimal) -> int:
     return int(amount.scaleb(SCALE))
 
 
-def _base64url(expression: str, short: bool = False) -> str:
-    """base64url without padding of a text. ``encode`` breaks lines every 76 characters,
-    which ``short`` texts (up to 57 bytes, without backslashes) never reach. replace() rather than
+def _base64url(encoded: str) -> str:
+    """base64url without padding, from the base64 ``encode()`` wrote. replace() rather than
     translate(): it is three times faster, and global ids are most of a page's work."""
-    if short:
-        # A cast, cheaper than convert_to(), is safe only where no backslash can occur.
-        encoded = f"encode(({expression})::bytea, 'base64')"
-    else:
-        encoded = f"replace(encode(convert_to({expression}, 'UTF8'), 'base64'), E'\\n', '')"
     return f"rtrim(replace(replace({encoded}, '+', '-'), '/', '_'), '=')"
 
 
@@ -113,9 +109,12 @@ def instant(expression: str) -> str:
 
 
 def global_id(type_name: str, expression: str) -> str:
-    # "Type:" and a 36-character UUID: short enough for one line of base64.
+    # "Type:" and a 36-character UUID: short enough for one line of base64 (encode() breaks
+    # lines every 76 characters, 57 bytes). A cast, cheaper than convert_to(), is safe where
+    # no backslash can occur.
     assert len(type_name) + 37 <= 57, type_name
-    return _base64url(f"{_literal(type_name + ':')} || ({expression})::text", short=True)
+    text = f"{_literal(type_name + ':')} || ({expression})::text"
+    return _base64url(f"encode(({text})::bytea, 'base64')")
 
 
 def _granted(names: frozenset[Any]) -> str:
@@ -134,9 +133,12 @@ class _Statement:
 
     bound: Bound
     sees_all: frozenset[str]
+    # HMAC-SHA256's padded inner and outer keys, to sign cursors with (domain/cursors.py).
+    pads: tuple[bytes, bytes]
     getters: list[Getter] = field(default_factory=list)
     aliases: int = 0
     _viewer_param: str | None = None
+    _pad_params: tuple[str, str] | None = None
 
     def param(self, getter: Getter, cast: str | None = None) -> str:
         self.getters.append(getter)
@@ -147,6 +149,16 @@ class _Statement:
         if self._viewer_param is None:
             self._viewer_param = self.param(lambda bound: bound.viewer.user_id, "uuid")
         return self._viewer_param
+
+    def signing(self) -> tuple[str, str]:
+        """The placeholders of the cursor key's inner and outer pads."""
+        if self._pad_params is None:
+            inner, outer = self.pads
+            self._pad_params = (
+                self.param(lambda _: inner, "bytea"),
+                self.param(lambda _: outer, "bytea"),
+            )
+        return self._pad_params
 
     def alias(self) -> str:
         self.aliases += 1
@@ -160,30 +172,32 @@ def _slot(bound: Bound, slot: int) -> Any:
 class Compiler:
     """Renders root fields of plans to (SQL, parameters), keeping the SQL per shape."""
 
-    def __init__(self, public: frozenset[str] = frozenset()) -> None:
+    def __init__(self, signing: CursorKey, public: frozenset[str] = frozenset()) -> None:
         # Visibility rules a deployment made public (POSITIONS_PUBLIC): seen by everyone.
         self._public = public
-        self._cache: OrderedDict[tuple[int, tuple[Any, ...]], tuple[str, list[Getter]]] = (
-            OrderedDict()
-        )
+        self._pads = (signing.inner, signing.outer)
+        # Keyed by the root's identity, and each entry holds its root: while the entry
+        # stands, no other object can have that id. (Keyed by id alone, a root freed with
+        # its evicted plan left its SQL to whatever new root Python put at its address.)
+        self._cache: OrderedDict[tuple[Any, ...], tuple[Root, str, list[Getter]]] = OrderedDict()
 
     def statement(self, root: Root, bound: Bound) -> tuple[str, list[Any]]:
         shape = (
             id(root),
-            (bound.viewer.user_id is None, bound.viewer.sees_all | self._public),
+            bound.viewer.user_id is None,
+            bound.viewer.sees_all | self._public,
             tuple(_shape(value) for value in bound.slots),
         )
-        cached = self._cache.get(shape)  # type: ignore[arg-type]
-        if cached is None:
-            statement = _Statement(bound, bound.viewer.sees_all | self._public)
-            sql = self._root(root, statement)
-            cached = (sql, statement.getters)
-            self._cache[shape] = cached  # type: ignore[index]
+        cached = self._cache.get(shape)
+        if cached is None or cached[0] is not root:
+            statement = _Statement(bound, bound.viewer.sees_all | self._public, self._pads)
+            cached = (root, self._root(root, statement), statement.getters)
+            self._cache[shape] = cached
             if len(self._cache) > STATEMENT_CACHE_SIZE:
                 self._cache.popitem(last=False)
         else:
-            self._cache.move_to_end(shape)  # type: ignore[arg-type]
-        sql, getters = cached
+            self._cache.move_to_end(shape)
+        _, sql, getters = cached
         return sql, [getter(bound) for getter in getters]
 
     # --- roots ---------------------------------------------------------------------------
@@ -328,7 +342,15 @@ class Compiler:
             conditions.append(f"({scan}.{sort.column}, {scan}.id) {comparison} ({value}, {ident})")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
-        cursor = self._cursor(sort, row)
+        # Each row's cursor payload is written once, as a column of the scan, when a cursor
+        # is selected at all.
+        signed: list[str] = []
+
+        def cursor() -> str:
+            if not signed:
+                signed.append(_signed(f"{row}.cursor_payload", s))
+            return signed[0]
+
         natural = f"{row}.rn DESC" if backward else f"{row}.rn"
         reverse = f"{row}.rn" if backward else f"{row}.rn DESC"
         on_page = f"FILTER (WHERE {row}.rn <= {size})"
@@ -348,7 +370,7 @@ class Compiler:
                     if isinstance(part, Typename):
                         edge.append((part.key, _literal(part.name)))
                     elif isinstance(part, Cursor):
-                        edge.append((part.key, cursor))
+                        edge.append((part.key, cursor()))
                     else:
                         edge.append((part.key, self._object(part.selection, row, s)))
                 pairs.append(
@@ -373,9 +395,11 @@ class Compiler:
                             (key, more if backward else ("true" if has_cursor else "false"))
                         )
                     elif which is PageInfoField.START_CURSOR:
-                        info.append((key, f"(array_agg({cursor} ORDER BY {natural}) {on_page})[1]"))
+                        first = f"(array_agg({cursor()} ORDER BY {natural}) {on_page})[1]"
+                        info.append((key, first))
                     else:
-                        info.append((key, f"(array_agg({cursor} ORDER BY {reverse}) {on_page})[1]"))
+                        last = f"(array_agg({cursor()} ORDER BY {reverse}) {on_page})[1]"
+                        info.append((key, last))
                 pairs.append((output.key, _build(info)))
             elif isinstance(output, TotalCount):
                 counted = s.alias()
@@ -387,9 +411,11 @@ class Compiler:
                         + (f" WHERE {count_where})" if count_where else ")"),
                     )
                 )
+        payload = f", {_cursor_payload(sort, scan)} AS cursor_payload" if signed else ""
         page_sql = (
             f"(SELECT {_build(pairs)} FROM (SELECT {scan}.*, row_number() OVER (ORDER BY {order})"
-            f" AS rn FROM {target.table} AS {scan}{where} ORDER BY {order} LIMIT {size} + 1)"
+            f" AS rn{payload} FROM {target.table} AS {scan}{where} ORDER BY {order}"
+            f" LIMIT {size} + 1)"
             # One row even when nothing but totalCount is selected (no aggregate at all).
             f" AS {row} GROUP BY ())"
         )
@@ -397,18 +423,29 @@ class Compiler:
             return f"CASE WHEN {hidden} THEN {page_sql} END"
         return page_sql
 
-    def _cursor(self, sort: Sort, row: str) -> str:
-        if sort.kind == "datetime":
-            value = f"'\"' || {instant(f'{row}.{sort.column}')} || '\"'"
-        elif sort.kind == "decimal":
-            value = f"'\"' || {money(f'{row}.{sort.column}')} || '\"'"
-        else:
-            value = f"to_json({row}.{sort.column}::text)::text"
-        text = (
-            f"'[' || {_literal(orjson.dumps(sort.name).decode())} || ',' || {value} || ',\"'"
-            f" || replace({row}.id::text, '-', '') || '\"]'"
-        )
-        return _base64url(text)
+
+def _signed(payload: str, s: _Statement) -> str:
+    """A cursor: base64url of its payload (bytes) and the payload's MAC, HMAC-SHA256 made
+    from the key's padded forms and truncated, as ``CursorKey.sign`` makes it."""
+    inner, outer = s.signing()
+    mac = f"substring(sha256({outer} || sha256({inner} || {payload})) FROM 1 FOR {MAC_BYTES})"
+    # Cursors are longer than a line of base64: encode()'s line breaks are taken out.
+    return _base64url(f"replace(encode({payload} || {mac}, 'base64'), E'\\n', '')")
+
+
+def _cursor_payload(sort: Sort, row: str) -> str:
+    """The bytes a cursor signs: the JSON text ``graph/pagination.py`` writes for a row."""
+    if sort.kind == "datetime":
+        value = f"'\"' || {instant(f'{row}.{sort.column}')} || '\"'"
+    elif sort.kind == "decimal":
+        value = f"'\"' || {money(f'{row}.{sort.column}')} || '\"'"
+    else:
+        value = f"to_json({row}.{sort.column}::text)::text"
+    text = (
+        f"'[' || {_literal(orjson.dumps(sort.name).decode())} || ',' || {value} || ',\"'"
+        f" || replace({row}.id::text, '-', '') || '\"]'"
+    )
+    return f"convert_to({text}, 'UTF8')"
 
 
 def _build(pairs: list[tuple[str, str]]) -> str:
@@ -421,8 +458,10 @@ def _build(pairs: list[tuple[str, str]]) -> str:
     ]
     if len(built) == 1:
         return built[0]
-    # Over 50 keys: merged as jsonb, which keeps every key but not their order.
-    return "(" + " || ".join(f"{b}::jsonb" for b in built) + ")::json"
+    # Over 50 keys: the objects' texts joined into one, braces dropped between them. (Merged
+    # as jsonb, they would lose the request's key order: jsonb sorts its keys.)
+    members = " || ', ' || ".join(f"left(substr({b}::text, 2), -1)" for b in built)
+    return f"('{{' || {members} || '}}')::json"
 
 
 def _shown(column: Column, expression: str) -> str:
