@@ -302,6 +302,9 @@ async def test_another_traders_trade_shows_in_a_holders_position_value(
 
 
 # --- settlement (mutations and their jobs) -------------------------------------------------
+# Here the job runs as soon as the mutation queued it, so the mutation's own invalidation
+# may be what refreshes these entries; tests/api/test_cache_worker.py caches the answers
+# between the two and proves the job's own invalidations.
 
 SETTLED = (
     "query ($market: ID!) { viewer { balance ledger { totalCount } }"
