@@ -9,46 +9,25 @@ is in flight. The statements the server sends are counted as it sends them.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.settings import Settings
-from tests.api.caching import CacheClient, cache_server, cached_settings
+from tests.api.caching import CacheClient, cache_server, cached_settings, markets_locked, until
 from tests.conftest import CREATE_MARKET, future
 from tests.support import GraphQLClient, promote, sign_up_and_in
 
 CONCURRENCY = 50
-WAIT_SECONDS = 30.0
 WAITS = "marketgraph_cache_single_flight_waits_total"
 STALE = "marketgraph_cache_stale_served_total"
 
 
 def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-async def until(check: Callable[[], bool], what: str) -> None:
-    """Wait until ``check`` holds; the deadline only bounds a hang."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def markets_locked(db: AsyncEngine) -> AsyncIterator[None]:
-    """Every read of the markets table blocks until the block ends."""
-    async with db.begin() as conn:
-        await conn.execute(sa.text("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE"))
-        yield
 
 
 class Listing:
