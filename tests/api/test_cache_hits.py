@@ -465,6 +465,13 @@ async def test_a_hit_is_charged_like_a_miss(budgeted: CacheClient) -> None:
 
 async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: World) -> None:
     query = MARKETS + f" # {uuid.uuid4().hex}"
+    gql = GraphQLClient(cached.http)
+    created = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Counted {uuid.uuid4().hex[:8]}?", "endDate": future()}},
+        token=world.bob.token,
+    )
+    market = created["createMarket"]["market"]["id"]
 
     async def counted() -> dict[str, float]:
         text = (await cached.http.get("/metrics")).text
@@ -481,8 +488,8 @@ async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: Wor
     await cached.ask("query { rateLimit { remaining } }")
     after = await counted()
 
-    def grew(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
+    def grew(name: str, since: dict[str, float] = before) -> float:
+        return after.get(name, 0.0) - since.get(name, 0.0)
 
     assert grew('marketgraph_cache_requests_total{result="miss"}') >= 1
     assert grew('marketgraph_cache_requests_total{result="hit"}') >= 1
@@ -493,3 +500,14 @@ async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: Wor
         "marketgraph_cache_stale_served_total",
     ):
         assert name in after, name
+    # Reads invalidate nothing; an update of a market invalidates its tag, its kind's
+    # wildcard and the markets list: three tags.
+    assert grew("marketgraph_cache_invalidations_total") == 0
+    renamed = await gql.data(
+        "mutation ($input: UpdateMarketInput!) { updateMarket(input: $input) { __typename } }",
+        {"input": {"id": market, "description": "Counted."}},
+        token=world.bob.token,
+    )
+    assert renamed["updateMarket"]["__typename"] == "UpdateMarketSuccess"
+    written, after = after, await counted()
+    assert grew("marketgraph_cache_invalidations_total", written) == 3
