@@ -28,8 +28,9 @@ from sqlalchemy.engine import make_url
 from graph.cli import build_parser, main
 from infra.db.migrate import alembic_config, head_revision
 from infra.settings import Settings
+from tests.api.caching import cache_server, cached_settings
 from tests.serving import ServeProcess
-from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port
+from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port, sign_up_and_in
 
 MARKETGRAPH = str(Path(sys.executable).with_name("marketgraph"))
 ADMIN_DATABASE_URL = os.environ.get(
@@ -230,6 +231,60 @@ async def test_create_admin_creates_then_promotes(
     viewer = await gql.data("{ viewer { role permissions } }", token=existing.token)
     assert viewer["viewer"]["role"] == "ADMIN"
     assert "user:manage" in viewer["viewer"]["permissions"]
+
+
+async def test_create_admin_reaches_the_servers_response_cache_at_once(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The promotion drops the user's cached answers like setUserRole does: the next query
+    shows the role, long before the max age (an hour here) would have."""
+    tuned = cached_settings(settings, cache_max_age_seconds=3_600)
+    async with cache_server(tuned) as client:
+        user = await sign_up_and_in(GraphQLClient(client.http), "Promoted By Command")
+        query = f"query {{ viewer {{ id role permissions }} }} # {uuid.uuid4().hex}"
+        await client.ask(query, token=user.token)
+        cached = await client.ask(query, token=user.token)
+        assert (cached.cache, cached.data["viewer"]["role"]) == ("HIT", "USER")
+        promoted = await marketgraph(
+            tmp_path,
+            "create-admin",
+            "--email",
+            user.email,
+            DATABASE_URL=tuned.database_url,
+            JWT_SECRET=SECRET,
+            REDIS_URL=tuned.redis_url or "",
+            REDIS_KEY_PREFIX=tuned.redis_key_prefix,
+            MARKETGRAPH_ADMIN_PASSWORD="unused for an existing account",
+        )
+        assert promoted.returncode == 0, promoted.stderr_lines
+        assert promoted.stderr_lines[-1].endswith("is an admin (promoted existing account)")
+        after = await client.ask(query, token=user.token)
+    assert after.cache == "MISS"
+    assert after.data["viewer"]["role"] == "ADMIN"
+    assert "user:manage" in after.data["viewer"]["permissions"]
+
+
+async def test_create_admin_says_when_redis_did_not_take_the_invalidation(
+    tmp_path: Path, settings: Settings, make_account: MakeAccount
+) -> None:
+    account = await make_account("Promoted Without Redis")
+    run = await marketgraph(
+        tmp_path,
+        "create-admin",
+        "--email",
+        account.email,
+        DATABASE_URL=settings.database_url,
+        JWT_SECRET=SECRET,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        MARKETGRAPH_ADMIN_PASSWORD="unused for an existing account",
+    )
+    # The promotion stands; the command says what the cache may still show.
+    assert run.returncode == 0, run.stderr_lines
+    assert run.stderr_lines == [
+        "marketgraph: create-admin: Redis did not confirm the cache invalidation;"
+        " cached answers may show the old role for up to 60 s",
+        f"marketgraph: {account.email} is an admin (promoted existing account)",
+    ]
 
 
 # --- production refuses the embedded defaults ---------------------------------------------
