@@ -293,6 +293,11 @@ def _seed(args: argparse.Namespace) -> None:
     from infra.seed import DEMO_PASSWORD, SeedSize, is_empty, seed
 
     settings = _settings()
+    if settings.production:
+        _fail(
+            "seed: refused with MARKETGRAPH_ENV=production: every seeded account, the admin"
+            f" user0@example.com among them, has the published password {DEMO_PASSWORD}"
+        )
 
     async def run() -> None:
         await _prepare(settings, migrate=False, demo=False)

@@ -287,6 +287,32 @@ async def test_create_admin_says_when_redis_did_not_take_the_invalidation(
     ]
 
 
+async def test_seed_refuses_production_with_one_line(tmp_path: Path) -> None:
+    """Seeded accounts share a published password, user0 an admin among them."""
+    name = f"mg_cli_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(False)
+        migrated = await marketgraph(tmp_path, "migrate", DATABASE_URL=url, JWT_SECRET=SECRET)
+        assert migrated.returncode == 0, migrated.stderr_lines
+        run = await marketgraph(
+            tmp_path, "seed", MARKETGRAPH_ENV="production", DATABASE_URL=url, JWT_SECRET=SECRET
+        )
+        assert run.returncode == 2
+        assert len(run.stderr_lines) == 1, run.stderr_lines
+        assert run.stderr_lines[0].startswith("marketgraph: seed: ")
+        assert "MARKETGRAPH_ENV=production" in run.stderr_lines[0]
+        conn = await asyncpg.connect(asyncpg_dsn(name))
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 # --- production refuses the embedded defaults ---------------------------------------------
 
 
