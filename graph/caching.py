@@ -356,10 +356,11 @@ class ResponseCache:
 
 def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, str]:
     """``Cache-Control``, ``ETag`` and ``Vary`` of a query response (``etag`` None: not
-    cacheable, ``no-store``)."""
+    cacheable, ``no-store``); ``public`` only when it is the same for every caller,
+    extensions and headers included (``Policy.http_shared``)."""
     if etag is None or not policy.cacheable:
         return {"Cache-Control": "no-store", "Vary": VARY}
-    visibility = "private" if policy.private else "public"
+    visibility = "public" if policy.http_shared else "private"
     return {
         "Cache-Control": f"{visibility}, max-age={max(0, max_age)}",
         "ETag": etag,
