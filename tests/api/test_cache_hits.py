@@ -463,6 +463,36 @@ async def test_a_hit_is_charged_like_a_miss(budgeted: CacheClient) -> None:
     assert set(statuses[38:]) == {429}
 
 
+async def test_anonymous_callers_share_private_entries_but_never_their_budgets(
+    budgeted: CacheClient,
+) -> None:
+    """Every anonymous viewer is one viewer for PRIVATE entries: no PRIVATE value differs
+    between anonymous callers. What does differ, the budget of each client address, is
+    never kept: ``rateLimit`` is uncacheable, and each answer's extensions are its own."""
+    spender, newcomer = (f"10.7.{uuid.uuid4().int % 250}.{n}" for n in (1, 2))
+
+    async def ask(query: str, address: str) -> dict[str, Any]:
+        response = await budgeted.http.post(
+            "/graphql", json={"query": query}, headers={"X-Forwarded-For": address}
+        )
+        assert response.status_code == 200, response.text
+        payload: dict[str, Any] = response.json()
+        return payload
+
+    viewer = f"query {{ viewer {{ id }} markets(first: 2) {{ totalCount }} }} # {uuid.uuid4().hex}"
+    budget = f"query {{ rateLimit {{ remaining }} }} # {uuid.uuid4().hex}"
+    mine = [await ask(viewer, spender) for _ in range(3)]
+    theirs = await ask(viewer, newcomer)
+    assert [p["extensions"]["cache"] for p in [*mine, theirs]] == ["MISS", "HIT", "HIT", "HIT"]
+    assert theirs["data"]["viewer"] is None
+    assert theirs["data"] == mine[0]["data"]
+    status = [p["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] for p in mine]
+    assert theirs["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] > status[-1]
+    spent, fresh = await ask(budget, spender), await ask(budget, newcomer)
+    assert (spent["extensions"]["cache"], fresh["extensions"]["cache"]) == ("BYPASS", "BYPASS")
+    assert spent["data"]["rateLimit"]["remaining"] < fresh["data"]["rateLimit"]["remaining"]
+
+
 async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: World) -> None:
     query = MARKETS + f" # {uuid.uuid4().hex}"
     gql = GraphQLClient(cached.http)
