@@ -1,5 +1,6 @@
-"""Single flight: identical concurrent misses run the operation once; an expiry under load
-sends one request to the database while the others are answered at once.
+"""Single flight: identical concurrent misses run the operation once (twice at most when a
+write lands meanwhile, and those that arrive after it see it); an expiry under load sends
+one request to the database while the others are answered at once.
 
 To make sure the requests really overlap, the test holds a lock on the markets table:
 the one request that runs the operation blocks on it, so every other one arrives while it
