@@ -231,6 +231,7 @@ def prepare_database(config: Config, env: dict[str, str]) -> float | None:
     asyncio.run(_recreate_database(url))
     _marketgraph(["migrate"], env)
     started = time.perf_counter()
+    # Seed data has a published password: `seed` refuses production, the server may run as it.
     _marketgraph(
         [
             "seed",
@@ -238,7 +239,7 @@ def prepare_database(config: Config, env: dict[str, str]) -> float | None:
             f"--markets={config.markets}",
             f"--positions={config.positions}",
         ],
-        env,
+        {**env, "MARKETGRAPH_ENV": "development"},
     )
     seconds = time.perf_counter() - started
     _note(f"seeded in {seconds:.1f} s; vacuuming and analyzing")

@@ -183,6 +183,7 @@ def create_app(settings: Settings) -> Starlette:
             schema._schema,
             positions_public=settings.positions_public,
             default_max_age=settings.cache_max_age_seconds,
+            per_caller=budgets is not None,
         ),
         CacheSettings(
             stale_seconds=settings.cache_stale_seconds,

@@ -15,6 +15,12 @@ The rules (README, "Caching and persisted queries"):
   ``PRIVATE`` if any field is. Fields under ``@skip``/``@include`` count
   whether or not they are included. Mutations are never kept.
 
+HTTP caches get ``Cache-Control: public`` only for a ``PUBLIC`` response that
+carries nothing of its caller: with budgets on (``RATE_LIMITS``), every
+response carries its caller's budget (``extensions.cost.throttleStatus``,
+``RateLimit-*``), so every one is ``private`` to HTTP caches, while the
+response cache still shares the data of ``PUBLIC`` ones.
+
 Everything that depends on the viewer is ``PRIVATE`` or never kept: the
 ``viewer``, a user's email, balance, account state, permissions and ledger,
 jobs (``job:read``), ``node``/``nodes`` (they may return any of those types),
@@ -110,6 +116,11 @@ class Policy:
 
     max_age: int
     scope: Scope
+    # The response also carries figures of its caller (the budget, with budgets on), which
+    # an HTTP cache shared by several clients would hand to the next one: only the caller's
+    # own (private) HTTP cache may keep it. The response cache keys by ``scope`` alone: what
+    # it keeps is the data, and each hit writes its own caller's figures around it.
+    per_caller: bool = False
 
     @property
     def cacheable(self) -> bool:
@@ -118,6 +129,11 @@ class Policy:
     @property
     def private(self) -> bool:
         return self.scope is Scope.PRIVATE
+
+    @property
+    def http_shared(self) -> bool:
+        """Whether ``Cache-Control`` may say ``public``."""
+        return not self.private and not self.per_caller
 
 
 UNCACHEABLE = Policy(0, Scope.PRIVATE)
@@ -132,9 +148,12 @@ class CacheHints:
         *,
         positions_public: bool = True,
         default_max_age: int = DEFAULT_MAX_AGE,
+        per_caller: bool = False,
     ) -> None:
         self.schema = schema
         self.default_max_age = default_max_age
+        # Every response carries its caller's budget (RATE_LIMITS on): see ``Policy``.
+        self.per_caller = per_caller
         self.fields: dict[tuple[str, str], Hint] = dict(FIELD_HINTS)
         self.types: dict[str, Hint] = dict(TYPE_HINTS)
         if not positions_public:
@@ -182,7 +201,7 @@ class CacheHints:
             return UNCACHEABLE
         hint = _Fold(self).set_hint(operation.cost)
         max_age = self.default_max_age if hint.max_age is None else hint.max_age
-        return Policy(min(max_age, self.default_max_age), hint.scope)
+        return Policy(min(max_age, self.default_max_age), hint.scope, self.per_caller)
 
     def object_types(self) -> list[GraphQLObjectType]:
         return [t for t in self.schema.type_map.values() if isinstance(t, GraphQLObjectType)]

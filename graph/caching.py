@@ -18,11 +18,16 @@ and a miss get the same answer.
   (``graph.cache_tags``; a ``PRIVATE`` one also carries its viewer's user tag,
   so a change of the viewer's role or account drops it).
 * Single flight: identical misses in one process run the operation once; the
-  others wait (at most ``CACHE_WAIT_SECONDS``) for its result, unless a write
-  was invalidated in between (their lookup then saw a later generation). Past
-  its max age an entry is served for ``CACHE_STALE_SECONDS`` more to everyone
-  but the one request that refreshes it, so an expiry under load sends one
-  request to the database, not all of them.
+  others wait (at most ``CACHE_WAIT_SECONDS``) for its answer and take it when
+  it holds every write they must see (``_Flight.serves``). When a write was
+  invalidated between the flight's lookup and theirs, it may not: those
+  waiters start one new flight together, whose answer is read after all of
+  them arrived. A burst runs the operation at most twice, whatever writes land
+  meanwhile, and no request gets an answer older than a write invalidated
+  before it arrived. Past its max age an entry is served for
+  ``CACHE_STALE_SECONDS`` more to everyone but the one request that refreshes
+  it, so an expiry under load sends one request to the database, not all of
+  them.
 * No store, a store that cannot be reached, or an uncacheable policy:
   ``BYPASS``, and the operation simply runs.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -100,18 +106,41 @@ class Served(Generic[A]):
     etag: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a flight has for the requests waiting on it: an answer, and the generation
+    of the lookup the flight made before reading it."""
+
+    entry: CachedResponse
+    generation: int
+
+
 class _Flight:
     """One request running an operation that identical requests wait for."""
 
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-        self.result: asyncio.Future[CachedResponse | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+    def __init__(self, began: int) -> None:
+        # Its place among arrivals (``ResponseCache._order``): it reads after every request
+        # that arrived before it began.
+        self.began = began
+        self.result: asyncio.Future[_Outcome | None] = asyncio.get_running_loop().create_future()
 
-    def finish(self, entry: CachedResponse | None) -> None:
+    def finish(self, outcome: _Outcome | None) -> None:
         if not self.result.done():
-            self.result.set_result(entry)
+            self.result.set_result(outcome)
+
+    def serves(self, outcome: _Outcome, arrival: int, generation: int) -> bool:
+        """Whether a request that arrived at ``arrival`` and looked the store up at
+        ``generation`` may take this flight's answer: every write it must see (those
+        invalidated before it arrived) is in it, because
+
+        * its lookup was no later (in generations) than the flight's: those writes had
+          been invalidated before the flight read; or
+        * the flight began after it arrived, and so read after it arrived.
+
+        Whether the answer was kept does not count: an entry stored and then dropped by
+        an invalidation before this request's lookup would pass for current.
+        """
+        return generation <= outcome.generation or self.began > arrival
 
 
 Observe = Callable[[str], None]
@@ -147,6 +176,8 @@ class ResponseCache:
         self._observe = observe
         self._clock = clock
         self._flights: dict[str, _Flight] = {}
+        # Orders arrivals and flights (see ``_Flight.serves``).
+        self._order = itertools.count(1)
 
     @property
     def enabled(self) -> bool:
@@ -202,6 +233,7 @@ class ResponseCache:
         store = self._store
         if store is None or not policy.cacheable:
             return await self._bypass(policy, run)
+        arrival = next(self._order)
         found = await store.lookup(key)
         if found is None:
             return await self._bypass(policy, run)
@@ -213,21 +245,32 @@ class ResponseCache:
                 self._observe("hit")
                 return Served(CacheStatus.HIT, entry=entry)
             return await self._lead(key, found.generation, policy, operation, viewer, run)
-        flight = self._flights.get(key)
-        if flight is not None and flight.generation == found.generation:
+        deadline = asyncio.get_running_loop().time() + self._settings.wait_seconds
+        renew = False
+        while (flight := self._flights.get(key)) is not None:
             self._observe("wait")
-            try:
-                shared = await asyncio.wait_for(
-                    asyncio.shield(flight.result), self._settings.wait_seconds
-                )
-            except TimeoutError:
-                shared = None
-            if shared is not None:
+            outcome = await self._wait(flight, deadline)
+            if outcome is None:
+                # The request ahead failed, gave an answer no one may share (errors), or
+                # the wait ran out: run it here.
+                served, _ = await self._miss(key, found.generation, policy, operation, viewer, run)
+                return served
+            if flight.serves(outcome, arrival, found.generation):
                 self._observe("hit")
-                return Served(CacheStatus.HIT, entry=shared)
-            # The request ahead failed, or its answer could not be kept: run it here.
-            return await self._miss(key, found.generation, policy, operation, viewer, run)
-        return await self._lead(key, found.generation, policy, operation, viewer, run)
+                return Served(CacheStatus.HIT, entry=outcome.entry)
+            # A write this request must see may have been invalidated after that answer was
+            # read. Any flight from now on begins after this request arrived: the first
+            # waiter to get here leads one, the others take its answer.
+            renew = True
+        generation = None if renew else found.generation
+        return await self._lead(key, generation, policy, operation, viewer, run)
+
+    async def _wait(self, flight: _Flight, deadline: float) -> _Outcome | None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(flight.result), max(0.0, remaining))
+        except TimeoutError:
+            return None
 
     async def _bypass(self, policy: Policy, run: Callable[[], Awaitable[A]]) -> Served[A]:
         """Run without the cache; a cacheable answer still gets its ETag (HTTP caching does
@@ -242,21 +285,37 @@ class ResponseCache:
     async def _lead(
         self,
         key: str,
-        generation: int,
+        generation: int | None,
         policy: Policy,
         operation: OperationFigures,
         viewer: UUID | None,
         run: Callable[[], Awaitable[A]],
     ) -> Served[A]:
-        flight = self._flights[key] = _Flight(generation)
-        served: Served[A] | None = None
+        """Run the operation for every identical request that arrives meanwhile.
+
+        ``generation`` None: look the store up first, once the flight is in place (so the
+        requests that renew behind it wait for it): what it finds there, or else reads, is
+        current for every request that arrived before it began.
+        """
+        flight = self._flights[key] = _Flight(next(self._order))
+        outcome: _Outcome | None = None
         try:
-            served = await self._miss(key, generation, policy, operation, viewer, run)
+            if generation is None:
+                assert self._store is not None
+                found = await self._store.lookup(key)
+                if found is None:
+                    return await self._bypass(policy, run)
+                if found.entry is not None and self._clock() < found.entry.fresh_until:
+                    outcome = _Outcome(found.entry, found.generation)
+                    self._observe("hit")
+                    return Served(CacheStatus.HIT, entry=found.entry)
+                generation = found.generation
+            served, outcome = await self._miss(key, generation, policy, operation, viewer, run)
+            return served
         finally:
-            flight.finish(served.entry if served is not None else None)
+            flight.finish(outcome)
             if self._flights.get(key) is flight:
                 del self._flights[key]
-        return served
 
     async def _miss(
         self,
@@ -266,17 +325,14 @@ class ResponseCache:
         operation: OperationFigures,
         viewer: UUID | None,
         run: Callable[[], Awaitable[A]],
-    ) -> Served[A]:
+    ) -> tuple[Served[A], _Outcome | None]:
+        """Run the operation and keep its answer if it may be; also what identical requests
+        waiting for it may take (None: nothing, it has errors)."""
         self._observe("miss")
         answer = await run()
         if not answer.cacheable:
-            return Served(CacheStatus.MISS, answer=answer)
+            return Served(CacheStatus.MISS, answer=answer), None
         etag = etag_of(answer.body)
-        if len(answer.body) > self._settings.max_entry_bytes or self._store is None:
-            return Served(CacheStatus.MISS, answer=answer, etag=etag)
-        tags = self._tags.collect(operation, answer.data or {})
-        if policy.private and viewer is not None:
-            tags.add(entity_tag(Kind.USER, viewer))
         now = self._clock()
         entry = CachedResponse(
             body=answer.body,
@@ -286,18 +342,25 @@ class ResponseCache:
             fresh_until=now + policy.max_age,
             generation=generation,
         )
-        stored = await self._store.store(
-            key, entry, frozenset(tags), policy.max_age + self._settings.stale_seconds
-        )
-        return Served(CacheStatus.MISS, entry=entry if stored else None, answer=answer, etag=etag)
+        stored = False
+        if len(answer.body) <= self._settings.max_entry_bytes and self._store is not None:
+            tags = self._tags.collect(operation, answer.data or {})
+            if policy.private and viewer is not None:
+                tags.add(entity_tag(Kind.USER, viewer))
+            stored = await self._store.store(
+                key, entry, frozenset(tags), policy.max_age + self._settings.stale_seconds
+            )
+        served = Served(CacheStatus.MISS, entry=entry if stored else None, answer=answer, etag=etag)
+        return served, _Outcome(entry, generation)
 
 
 def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, str]:
     """``Cache-Control``, ``ETag`` and ``Vary`` of a query response (``etag`` None: not
-    cacheable, ``no-store``)."""
+    cacheable, ``no-store``); ``public`` only when it is the same for every caller,
+    extensions and headers included (``Policy.http_shared``)."""
     if etag is None or not policy.cacheable:
         return {"Cache-Control": "no-store", "Vary": VARY}
-    visibility = "private" if policy.private else "public"
+    visibility = "public" if policy.http_shared else "private"
     return {
         "Cache-Control": f"{visibility}, max-age={max(0, max_age)}",
         "ETag": etag,

@@ -202,45 +202,70 @@ def _admin_password() -> str:
 
 
 def _create_admin(args: argparse.Namespace) -> None:
-    """Create the first admin, or promote an existing account, without going through the API."""
+    """Create the first admin, or promote an existing account, without going through the API.
+
+    Its writes invalidate the servers' response cache on Redis like the API's own, so a
+    promoted account's cached answers (its role, its permissions) go at once. Without
+    Redis the cache lives inside the server process, out of this command's reach: a
+    running server shows the promotion within ``CACHE_MAX_AGE_SECONDS``.
+    """
     from datetime import UTC, datetime
 
     from domain.commands import SignUp
     from domain.errors import DomainError, NotFound
     from domain.services.admin import AdminService
     from domain.services.users import UserService
+    from infra.cache import RedisResponseStore, StoreInvalidator, response_store
     from infra.db.engine import create_engine
     from infra.db.uow import SqlUnitOfWork
     from infra.passwords import Argon2Hasher
+    from infra.redis import RedisBreaker, create_redis
 
     settings = _settings()
 
-    async def run() -> str:
+    async def run() -> tuple[str, bool]:
         await _prepare(settings, migrate=settings.is_sqlite, demo=False)
         engine = create_engine(settings)
+        redis = create_redis(settings.redis_url, pool_size=4) if settings.redis_url else None
+        store = response_store(settings, redis, RedisBreaker()) if redis is not None else None
+        invalidator = StoreInvalidator(store) if store is not None else None
 
         def clock() -> datetime:
             return datetime.now(UTC)
 
-        users = UserService(
-            lambda: SqlUnitOfWork(engine), Argon2Hasher(), clock, settings.starting_balance
-        )
-        admin = AdminService(lambda: SqlUnitOfWork(engine), clock)
+        def uow() -> SqlUnitOfWork:
+            return SqlUnitOfWork(engine, invalidator)
+
+        users = UserService(uow, Argon2Hasher(), clock, settings.starting_balance)
+        admin = AdminService(uow, clock)
         try:
             try:
                 await admin.promote_to_admin(args.email)
-                return "promoted existing account"
+                outcome = "promoted existing account"
             except NotFound:
-                pass
-            await users.sign_up(SignUp(args.email, _admin_password(), args.display_name))
-            await admin.promote_to_admin(args.email)
-            return "created"
+                await users.sign_up(SignUp(args.email, _admin_password(), args.display_name))
+                await admin.promote_to_admin(args.email)
+                outcome = "created"
+            # Redis did not confirm the invalidation: the servers flush their cache only
+            # when a process of theirs misses one, and this one is about to exit.
+            lost = isinstance(store, RedisResponseStore) and store.flush_pending
+            return outcome, lost
         except DomainError as error:
             _fail(error.message)
         finally:
+            if store is not None:
+                await store.close()
+            if redis is not None:
+                await redis.aclose(close_connection_pool=True)
             await engine.dispose()
 
-    outcome = asyncio.run(run())
+    outcome, lost = asyncio.run(run())
+    if lost:
+        print(
+            "marketgraph: create-admin: Redis did not confirm the cache invalidation;"
+            f" cached answers may show the old role for up to {settings.cache_max_age_seconds} s",
+            file=sys.stderr,
+        )
     print(f"marketgraph: {args.email} is an admin ({outcome})", file=sys.stderr)
 
 
@@ -268,6 +293,11 @@ def _seed(args: argparse.Namespace) -> None:
     from infra.seed import DEMO_PASSWORD, SeedSize, is_empty, seed
 
     settings = _settings()
+    if settings.production:
+        _fail(
+            "seed: refused with MARKETGRAPH_ENV=production: every seeded account, the admin"
+            f" user0@example.com among them, has the published password {DEMO_PASSWORD}"
+        )
 
     async def run() -> None:
         await _prepare(settings, migrate=False, demo=False)

@@ -7,14 +7,18 @@ worker of another server would write without telling this server's cache).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.settings import Settings
 from tests.support import LiveServer
@@ -92,3 +96,23 @@ async def cache_server(settings: Settings) -> AsyncIterator[CacheClient]:
             yield CacheClient(live, http)
     finally:
         live.stop()
+
+
+WAIT_SECONDS = 30.0
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Wait until ``check`` holds; the deadline only bounds a hang."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def markets_locked(db: AsyncEngine) -> AsyncIterator[None]:
+    """Every read of the markets table blocks until the block ends: requests sent meanwhile
+    are held in flight."""
+    async with db.begin() as conn:
+        await conn.execute(sa.text("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE"))
+        yield

@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.cache import RedisResponseStore
 from infra.redis import RedisBreaker
 from infra.settings import Settings
-from tests.api.caching import CacheClient, cache_server, cached_settings
+from tests.api.caching import CacheClient, cache_server, cached_settings, markets_locked, until
+from tests.api.redis_proxy import CountingProxy
 from tests.conftest import CREATE_MARKET, future
 from tests.support import GraphQLClient, RedisProcess, sign_up_and_in
 
@@ -58,10 +60,9 @@ def redis_server() -> Iterator[RedisProcess]:
 
 @pytest.fixture
 async def cached(settings: Settings, redis_server: RedisProcess) -> AsyncIterator[CacheClient]:
-    # Without budgets, a query's only Redis call is the cache's lookup (and store).
-    tuned = cached_settings(
-        settings, redis_url=redis_server.url, cache_timeout_seconds=0.05, rate_limits=False
-    )
+    # Without budgets, a query's only Redis call is the cache's lookup (and store). The
+    # cache's timeout is the default: on a busy machine 50 ms timed out healthy replies.
+    tuned = cached_settings(settings, redis_url=redis_server.url, rate_limits=False)
     async with cache_server(tuned) as client:
         yield client
 
@@ -189,3 +190,93 @@ async def test_redis_frozen_during_requests_each_pays_at_most_one_timeout(
     assert fallbacks() - before == 25
     assert not breaker(cached).available
     redis_server.thaw()
+
+
+# --- an outage while a batch is in flight, budgets on ------------------------------------
+
+BATCH = 30
+LISTING = (
+    "query ($word: String!) { markets(first: 5, filter: {nameContains: $word})"
+    " { totalCount nodes { id name } } }"
+)
+
+
+@pytest.fixture
+def proxy(redis_server: RedisProcess) -> Iterator[CountingProxy]:
+    counting = CountingProxy(redis_server.port)
+    counting.start()
+    yield counting
+    counting.close()
+
+
+@pytest.mark.parametrize("outage", ["frozen", "stopped"])
+async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_most(
+    settings: Settings,
+    db: AsyncEngine,
+    redis_server: RedisProcess,
+    proxy: CountingProxy,
+    outage: str,
+) -> None:
+    """Every request of a batch has looked the cache up and taken its cost from its budget
+    in Redis, and is held in PostgreSQL, when Redis stalls (SIGSTOP) or stops. From then
+    on each request makes at most one Redis call (its store may try and fail; the refund
+    of its cost then finds the breaker open), the breaker opens once, and every answer is
+    the database's. The calls are counted on the wire by a proxy in front of Redis."""
+    tuned = cached_settings(settings, redis_url=proxy.url, jobs_in_process=False)
+    assert tuned.rate_limits, "the budgets are in Redis too"
+    async with cache_server(tuned) as client:
+        gql = GraphQLClient(client.http)
+        creator = await sign_up_and_in(gql, "Creator")
+        word = uuid.uuid4().hex[:10]
+        name = f"Will {word} outlast Redis?"
+        await gql.data(
+            CREATE_MARKET, {"input": {"name": name, "endDate": future()}}, token=creator.token
+        )
+        # One miss first: it loads the scripts, so each call below is one command.
+        warm = await client.ask(LISTING + " # warm", {"word": word})
+        assert warm.cache == "MISS"
+        assert warm.payload["extensions"]["cost"]["throttleStatus"] is not None
+        outages = breaker(client).outages
+        before = proxy.commands
+        async with markets_locked(db):
+            # Texts of their own: each request runs the operation itself.
+            batch = [
+                asyncio.ensure_future(client.ask(LISTING + f" # {n}", {"word": word}))
+                for n in range(BATCH)
+            ]
+            # A lookup and a take each, all answered: every request is held in PostgreSQL.
+            try:
+                await until(
+                    lambda: proxy.commands - before == 2 * BATCH and proxy.awaiting == 0,
+                    "every request has looked up and paid",
+                )
+            except AssertionError as error:
+                sent, waiting = proxy.commands - before, proxy.awaiting
+                raise AssertionError(f"{sent} commands, {waiting} unanswered") from error
+            if outage == "frozen":
+                redis_server.freeze()
+            else:
+                redis_server.stop()
+            at_outage = proxy.commands
+        replies = [await request for request in batch]
+        during = proxy.commands - at_outage
+        later = [await client.ask(LISTING + f" # later {n}", {"word": word}) for n in range(5)]
+        after_later = proxy.commands
+        # Back before the server stops (saq's queue does not close without Redis).
+        if outage == "frozen":
+            redis_server.thaw()
+        else:
+            redis_server.start()
+    assert [reply.status for reply in replies + later] == [200] * (BATCH + 5)
+    for reply in replies + later:
+        markets = reply.data["markets"]
+        assert (markets["totalCount"], [m["name"] for m in markets["nodes"]]) == (1, [name])
+    assert {reply.cache for reply in replies} == {"MISS"}
+    assert during <= BATCH, f"{during} Redis calls for {BATCH} requests"
+    if outage == "frozen":
+        # A stopped Redis closes the connections: a call may fail before it is sent.
+        assert during >= 1
+    assert breaker(client).outages == outages + 1
+    # With the breaker open, later requests do not touch Redis at all.
+    assert after_later == at_outage + during
+    assert {reply.cache for reply in later} == {"BYPASS"}

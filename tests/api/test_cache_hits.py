@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.limits import BudgetSpec, RoleBudgets
 from infra.settings import Settings
 from tests.api.caching import CacheClient, cache_server, cached_settings
-from tests.api.trading import buy
+from tests.api.trading import CANCEL, buy
 from tests.conftest import CREATE_MARKET, future
-from tests.support import Account, GraphQLClient, sign_up_and_in
+from tests.support import Account, GraphQLClient, promote, sign_up_and_in, wait_for_job
 
 pytestmark = pytest.mark.embedded
 
@@ -247,27 +248,128 @@ async def test_private_entries_of_anonymous_viewers_are_shared(
     assert own.data == {"viewer": {"id": world.bob.id}}
 
 
+JOB = "query ($id: ID!) { job(id: $id) { id kind state } }"
+
+
+async def test_a_job_is_served_only_to_viewers_who_may_read_jobs(
+    cached: CacheClient, world: World, db: AsyncEngine
+) -> None:
+    """``job(id)`` needs ``job:read``: a moderator's entry is theirs alone, and a user or an
+    anonymous viewer is refused every time (an error is never kept, nor served from an entry)."""
+    gql = GraphQLClient(cached.http)
+    moderator = await sign_up_and_in(gql, "Moderator")
+    colleague = await sign_up_and_in(gql, "Colleague")
+    for account in (moderator, colleague):
+        await promote(db, account, "MODERATOR")
+    created = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Cancel {uuid.uuid4().hex[:8]}?", "endDate": future()}},
+        token=world.alice.token,
+    )
+    market = created["createMarket"]["market"]["id"]
+    cancelled = await gql.data(CANCEL, {"input": {"id": market}}, token=moderator.token)
+    job = cancelled["cancelMarket"]["job"]["id"]
+    # Finished, so that no write of the job drops an entry while the test looks.
+    assert (await wait_for_job(gql, job, moderator.token))["state"] == "COMPLETE"
+    query = JOB + f" # {uuid.uuid4().hex}"
+    first = await cached.ask(query, {"id": job}, token=moderator.token)
+    assert first.cache == "MISS"
+    assert first.data["job"]["id"] == job
+    for token, code in ((world.bob.token, "FORBIDDEN"), (None, "UNAUTHENTICATED")):
+        for _ in range(2):
+            refused = await cached.ask(query, {"id": job}, token=token)
+            assert refused.cache == "MISS"
+            assert refused.payload["data"] == {"job": None}
+            assert refused.payload["errors"][0]["extensions"]["code"] == code
+    theirs = await cached.ask(query, {"id": job}, token=colleague.token)
+    assert theirs.cache == "MISS", "another moderator must not get the first one's entry"
+    assert theirs.data == first.data
+    again = await cached.ask(query, {"id": job}, token=moderator.token)
+    assert again.cache == "HIT"
+    assert again.data == first.data
+
+
 # --- positions configured private ------------------------------------------------------------
 
+
+def _count(value: Any) -> int:
+    """How many of Alice's holdings a value shows: a connection's total, a list's non-null
+    items, an object (1) or null (0)."""
+    if value is None:
+        return 0
+    if isinstance(value, list):
+        return sum(_count(item) for item in value)
+    if isinstance(value, dict) and "totalCount" in value:
+        return int(value["totalCount"])
+    return 1
+
+
+# Every path to Alice's positions, trades and ledger entries: the document, and where in
+# its data the holdings are.
 HOLDINGS: dict[str, tuple[str, Callable[[Any], int]]] = {
     "market.positions": (
         "query ($market: ID!) { market(id: $market) {"
         " positions { totalCount nodes { id shares } } } }",
-        lambda data: data["market"]["positions"]["totalCount"],
+        lambda data: _count(data["market"]["positions"]),
     ),
     "market.trades": (
         "query ($market: ID!) { market(id: $market) { trades { totalCount } } }",
-        lambda data: data["market"]["trades"]["totalCount"],
+        lambda data: _count(data["market"]["trades"]),
+    ),
+    "market.trades.user": (
+        "query ($market: ID!) { market(id: $market) { trades { nodes { id user { id } } } } }",
+        lambda data: _count([trade["user"] for trade in data["market"]["trades"]["nodes"]]),
+    ),
+    "markets.positions": (
+        "query ($word: String!) { markets(filter: {nameContains: $word}) {"
+        " nodes { positions { totalCount nodes { id } } } } }",
+        lambda data: _count([m["positions"] for m in data["markets"]["nodes"]]),
     ),
     "user.positions": (
         "query ($alice: ID!) { user(id: $alice) { positions { totalCount nodes { id } } } }",
-        lambda data: (data["user"]["positions"] or {"totalCount": 0})["totalCount"],
+        lambda data: _count(data["user"]["positions"]),
     ),
     "user.trades": (
         "query ($alice: ID!) { user(id: $alice) { trades { totalCount } } }",
-        lambda data: (data["user"]["trades"] or {"totalCount": 0})["totalCount"],
+        lambda data: _count(data["user"]["trades"]),
+    ),
+    "viewer.positions": (
+        "query { viewer { positions { totalCount nodes { id shares } } } }",
+        lambda data: _count(data["viewer"] and data["viewer"]["positions"]),
+    ),
+    "viewer.trades": (
+        "query { viewer { trades { totalCount nodes { id } } } }",
+        lambda data: _count(data["viewer"] and data["viewer"]["trades"]),
+    ),
+    "node.position": (
+        "query ($position: ID!) { node(id: $position) { ... on Position { id shares } } }",
+        lambda data: _count(data["node"]),
+    ),
+    "nodes.position": (
+        "query ($position: ID!) { nodes(ids: [$position]) { ... on Position { id shares } } }",
+        lambda data: _count(data["nodes"]),
+    ),
+    "node.trade.user": (
+        "query ($trade: ID!) { node(id: $trade) { ... on Trade { id user { id } } } }",
+        lambda data: _count(data["node"] and data["node"]["user"]),
+    ),
+    "nodes.trade": (
+        "query ($trade: ID!) { nodes(ids: [$trade]) { ... on Trade { id amount } } }",
+        lambda data: _count(data["nodes"]),
+    ),
+    "node.ledger": (
+        "query ($entry: ID!) { node(id: $entry) { ... on LedgerEntry { id amount } } }",
+        lambda data: _count(data["node"]),
+    ),
+    "nodes.ledger": (
+        "query ($entry: ID!) { nodes(ids: [$entry]) { ... on LedgerEntry { id amount } } }",
+        lambda data: _count(data["nodes"]),
     ),
 }
+OWN_HOLDINGS = (
+    "query { viewer { positions { nodes { id } } trades { nodes { id } }"
+    " ledger { nodes { id kind } } } }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -290,9 +392,19 @@ async def test_private_positions_are_served_only_to_their_holder(
     )
     market = created["createMarket"]["market"]["id"]
     assert (await buy(gql, alice, market, amount="5"))["__typename"] == "BuySharesSuccess"
+    own = (await gql.data(OWN_HOLDINGS + f" # {uuid.uuid4().hex}", token=alice.token))["viewer"]
+    [position], [trade] = own["positions"]["nodes"], own["trades"]["nodes"]
+    [entry] = [e for e in own["ledger"]["nodes"] if e["kind"] == "TRADE"]
     query, count = HOLDINGS[path]
     query += f" # {uuid.uuid4().hex}"
-    given = {"market": market, "alice": alice.id}
+    given = {
+        "market": market,
+        "alice": alice.id,
+        "word": created["createMarket"]["market"]["name"].split()[1],
+        "position": position["id"],
+        "trade": trade["id"],
+        "entry": entry["id"],
+    }
     variables = {name: value for name, value in given.items() if f"${name}" in query}
     first = await private_positions.ask(query, variables, token=alice.token)
     assert first.cache == "MISS"
@@ -351,8 +463,45 @@ async def test_a_hit_is_charged_like_a_miss(budgeted: CacheClient) -> None:
     assert set(statuses[38:]) == {429}
 
 
+async def test_anonymous_callers_share_private_entries_but_never_their_budgets(
+    budgeted: CacheClient,
+) -> None:
+    """Every anonymous viewer is one viewer for PRIVATE entries: no PRIVATE value differs
+    between anonymous callers. What does differ, the budget of each client address, is
+    never kept: ``rateLimit`` is uncacheable, and each answer's extensions are its own."""
+    spender, newcomer = (f"10.7.{uuid.uuid4().int % 250}.{n}" for n in (1, 2))
+
+    async def ask(query: str, address: str) -> dict[str, Any]:
+        response = await budgeted.http.post(
+            "/graphql", json={"query": query}, headers={"X-Forwarded-For": address}
+        )
+        assert response.status_code == 200, response.text
+        payload: dict[str, Any] = response.json()
+        return payload
+
+    viewer = f"query {{ viewer {{ id }} markets(first: 2) {{ totalCount }} }} # {uuid.uuid4().hex}"
+    budget = f"query {{ rateLimit {{ remaining }} }} # {uuid.uuid4().hex}"
+    mine = [await ask(viewer, spender) for _ in range(3)]
+    theirs = await ask(viewer, newcomer)
+    assert [p["extensions"]["cache"] for p in [*mine, theirs]] == ["MISS", "HIT", "HIT", "HIT"]
+    assert theirs["data"]["viewer"] is None
+    assert theirs["data"] == mine[0]["data"]
+    status = [p["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] for p in mine]
+    assert theirs["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] > status[-1]
+    spent, fresh = await ask(budget, spender), await ask(budget, newcomer)
+    assert (spent["extensions"]["cache"], fresh["extensions"]["cache"]) == ("BYPASS", "BYPASS")
+    assert spent["data"]["rateLimit"]["remaining"] < fresh["data"]["rateLimit"]["remaining"]
+
+
 async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: World) -> None:
     query = MARKETS + f" # {uuid.uuid4().hex}"
+    gql = GraphQLClient(cached.http)
+    created = await gql.data(
+        CREATE_MARKET,
+        {"input": {"name": f"Counted {uuid.uuid4().hex[:8]}?", "endDate": future()}},
+        token=world.bob.token,
+    )
+    market = created["createMarket"]["market"]["id"]
 
     async def counted() -> dict[str, float]:
         text = (await cached.http.get("/metrics")).text
@@ -369,8 +518,8 @@ async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: Wor
     await cached.ask("query { rateLimit { remaining } }")
     after = await counted()
 
-    def grew(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
+    def grew(name: str, since: dict[str, float] = before) -> float:
+        return after.get(name, 0.0) - since.get(name, 0.0)
 
     assert grew('marketgraph_cache_requests_total{result="miss"}') >= 1
     assert grew('marketgraph_cache_requests_total{result="hit"}') >= 1
@@ -381,3 +530,14 @@ async def test_metrics_count_what_the_cache_does(cached: CacheClient, world: Wor
         "marketgraph_cache_stale_served_total",
     ):
         assert name in after, name
+    # Reads invalidate nothing; an update of a market invalidates its tag, its kind's
+    # wildcard and the markets list: three tags.
+    assert grew("marketgraph_cache_invalidations_total") == 0
+    renamed = await gql.data(
+        "mutation ($input: UpdateMarketInput!) { updateMarket(input: $input) { __typename } }",
+        {"input": {"id": market, "description": "Counted."}},
+        token=world.bob.token,
+    )
+    assert renamed["updateMarket"]["__typename"] == "UpdateMarketSuccess"
+    written, after = after, await counted()
+    assert grew("marketgraph_cache_invalidations_total", written) == 3

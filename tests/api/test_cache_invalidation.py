@@ -302,6 +302,9 @@ async def test_another_traders_trade_shows_in_a_holders_position_value(
 
 
 # --- settlement (mutations and their jobs) -------------------------------------------------
+# Here the job runs as soon as the mutation queued it, so the mutation's own invalidation
+# may be what refreshes these entries; tests/api/test_cache_worker.py caches the answers
+# between the two and proves the job's own invalidations.
 
 SETTLED = (
     "query ($market: ID!) { viewer { balance ledger { totalCount } }"
@@ -417,6 +420,48 @@ async def test_set_user_role_shows_in_public_and_private_entries(
     now = (await fresh(cached, private, token=target.token))["viewer"]
     assert now["role"] == "MODERATOR"
     assert "market:resolve" in now["permissions"]
+
+
+async def test_a_demoted_admin_no_longer_gets_what_only_admins_see(
+    cached: CacheClient, gql: GraphQLClient, admin: Account, db: AsyncEngine
+) -> None:
+    """The entry is the admin's own (PRIVATE), but what it holds is another user: only
+    the viewer's tag on it can drop it when the viewer's role changes."""
+    demoted = await sign_up_and_in(gql, "Demoted")
+    await promote(db, demoted, "ADMIN")
+    other = await sign_up_and_in(gql, "Watched")
+    query = unique("query ($id: ID!) { user(id: $id) { id email balance } }")
+    seen = (await primed(cached, query, {"id": other.id}, token=demoted.token))["user"]
+    assert seen["email"] == other.email
+    data = await gql.data(
+        SET_ROLE, {"input": {"userId": demoted.id, "role": "USER"}}, token=admin.token
+    )
+    assert data["setUserRole"]["__typename"] == "UserChangeSuccess"
+    now = (await fresh(cached, query, {"id": other.id}, token=demoted.token))["user"]
+    assert (now["email"], now["balance"]) == (None, None)
+
+
+async def test_a_demoted_moderator_no_longer_reads_a_cached_job(
+    cached: CacheClient, gql: GraphQLClient, admin: Account, moderator: Account
+) -> None:
+    creator = await sign_up_and_in(gql, "Maker")
+    market = await new_market(gql, creator)
+    data = await gql.data(CANCEL, {"input": {"id": market["id"]}}, token=moderator.token)
+    job = data["cancelMarket"]["job"]
+    # Finished first: nothing but the role change can drop the entry from here on.
+    assert (await wait_for_job(gql, job["id"], moderator.token))["state"] == "COMPLETE"
+    query = unique(JOB_STATE)
+    assert (await primed(cached, query, {"id": job["id"]}, token=moderator.token))["job"][
+        "state"
+    ] == "COMPLETE"
+    data = await gql.data(
+        SET_ROLE, {"input": {"userId": moderator.id, "role": "USER"}}, token=admin.token
+    )
+    assert data["setUserRole"]["__typename"] == "UserChangeSuccess"
+    refused = await cached.ask(query, {"id": job["id"]}, token=moderator.token)
+    assert refused.cache == "MISS"
+    assert refused.payload["data"] == {"job": None}
+    assert refused.payload["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_disable_and_enable_user_show_and_end_the_users_cached_view(

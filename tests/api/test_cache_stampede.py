@@ -1,5 +1,6 @@
-"""Single flight: identical concurrent misses run the operation once; an expiry under load
-sends one request to the database while the others are answered at once.
+"""Single flight: identical concurrent misses run the operation once (twice at most when a
+write lands meanwhile, and those that arrive after it see it); an expiry under load sends
+one request to the database while the others are answered at once.
 
 To make sure the requests really overlap, the test holds a lock on the markets table:
 the one request that runs the operation blocks on it, so every other one arrives while it
@@ -9,45 +10,25 @@ is in flight. The statements the server sends are counted as it sends them.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.settings import Settings
-from tests.api.caching import CacheClient, cache_server, cached_settings
-from tests.support import GraphQLClient, sign_up_and_in
+from tests.api.caching import CacheClient, cache_server, cached_settings, markets_locked, until
+from tests.conftest import CREATE_MARKET, future
+from tests.support import GraphQLClient, promote, sign_up_and_in
 
 CONCURRENCY = 50
-WAIT_SECONDS = 30.0
 WAITS = "marketgraph_cache_single_flight_waits_total"
 STALE = "marketgraph_cache_stale_served_total"
 
 
 def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-async def until(check: Callable[[], bool], what: str) -> None:
-    """Wait until ``check`` holds; the deadline only bounds a hang."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.01)
-
-
-@asynccontextmanager
-async def markets_locked(db: AsyncEngine) -> AsyncIterator[None]:
-    """Every read of the markets table blocks until the block ends."""
-    async with db.begin() as conn:
-        await conn.execute(sa.text("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE"))
-        yield
 
 
 class Listing:
@@ -150,25 +131,78 @@ async def test_a_wait_is_bounded_then_the_request_runs_itself(
     assert statuses(responses) == ["MISS"] * 3
 
 
-async def test_a_request_after_a_write_does_not_take_an_older_flights_answer(
-    settings: Settings, db: AsyncEngine
+ROLE_LISTING = (
+    "query ($word: String!) { markets(first: 10, filter: {nameContains: $word})"
+    " { totalCount nodes { id name creator { id role } } } }"
+)
+SET_ROLE = """
+mutation ($input: SetUserRoleInput!) {
+  setUserRole(input: $input) { __typename }
+}
+"""
+
+
+def reads_markets(statements: list[str]) -> int:
+    """Statements that read the markets table: those of the listing, not of a write."""
+    return sum("FROM markets" in statement for statement in statements)
+
+
+@pytest.mark.parametrize("related", [True, False], ids=["related", "unrelated"])
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "resolvers"])
+async def test_a_write_during_a_cold_burst_costs_at_most_one_more_execution(
+    settings: Settings, db: AsyncEngine, compiled: bool, related: bool
 ) -> None:
-    """A request whose lookup comes after an invalidation does not wait for a flight that
-    started before it: that flight's answer may predate the write."""
-    async with cache_server(cached_settings(settings)) as client:
+    """Half the burst arrives before a write commits, half after. Those after must see
+    it; the whole burst still runs the operation at most twice (once when the write
+    touches nothing the answer shows)."""
+    async with cache_server(cached_settings(settings, compiled_reads=compiled)) as client:
         gql = GraphQLClient(client.http)
+        admin = await sign_up_and_in(gql, "Admin")
+        await promote(db, admin, "ADMIN")
+        creator = await sign_up_and_in(gql, "Creator")
         bystander = await sign_up_and_in(gql, "Bystander")
-        listing = Listing(client)
-        compiled = client.server.compiled_sql
-        compiled.reset()
+        word = uuid.uuid4().hex[:10]
+        created = await gql.data(
+            CREATE_MARKET,
+            {"input": {"name": f"Will {word} hold?", "endDate": future()}},
+            token=creator.token,
+        )
+        assert created["createMarket"]["__typename"] == "CreateMarketSuccess"
+        # What one execution reads, measured under a text of its own.
+        client.reset()
+        alone = await client.ask(ROLE_LISTING + " # alone", {"word": word})
+        assert alone.cache == "MISS"
+        once = reads_markets(client.statements())
+        assert once >= 1
+        target = creator if related else bystander
+        half = CONCURRENCY // 2
+
+        def send() -> asyncio.Future[httpx.Response]:
+            body = {"query": ROLE_LISTING, "variables": {"word": word}}
+            return asyncio.ensure_future(client.http.post("/graphql", json=body))
+
+        client.reset()
         waits = metric(WAITS)
         async with markets_locked(db):
-            first = listing.send()
-            await until(lambda: compiled.count == 1, "the first request runs")
-            # Any committed write advances the generation (this one touches no market).
-            await gql.data("mutation { signOutEverywhere { signedOut } }", token=bystander.token)
-            second = listing.send()
-            await until(lambda: compiled.count == 2, "the second runs on its own")
-        responses = [await first, await second]
-    assert metric(WAITS) == waits
-    assert statuses(responses) == ["MISS", "MISS"]
+            early = [send() for _ in range(half)]
+            await until(lambda: metric(WAITS) >= waits + half - 1, "the early half waits")
+            changed = await gql.data(
+                SET_ROLE, {"input": {"userId": target.id, "role": "MODERATOR"}}, admin.token
+            )
+            assert changed["setUserRole"]["__typename"] == "UserChangeSuccess"
+            # Committed and invalidated: everything sent from here on must see it.
+            late = [send() for _ in range(half)]
+            await until(
+                lambda: metric(WAITS) >= waits + 2 * half - 2, "the late half is in the cache"
+            )
+            assert not any(request.done() for request in early + late)
+        responses = [await request for request in early + late]
+        executions = reads_markets(client.statements())
+        after = await client.ask(ROLE_LISTING, {"word": word})
+    assert {r.status_code for r in responses} == {200}
+    roles = [r.json()["data"]["markets"]["nodes"][0]["creator"]["role"] for r in responses]
+    assert roles[half:] == (["MODERATOR"] if related else ["USER"]) * half
+    assert executions <= (2 if related else 1) * once, client.statements()
+    assert statuses(responses).count("MISS") <= (2 if related else 1)
+    assert after.cache == "HIT"
+    assert after.data["markets"]["nodes"][0]["creator"]["role"] == roles[-1]

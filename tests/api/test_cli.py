@@ -28,8 +28,9 @@ from sqlalchemy.engine import make_url
 from graph.cli import build_parser, main
 from infra.db.migrate import alembic_config, head_revision
 from infra.settings import Settings
+from tests.api.caching import cache_server, cached_settings
 from tests.serving import ServeProcess
-from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port
+from tests.support import PASSWORD, GraphQLClient, MakeAccount, free_port, sign_up_and_in
 
 MARKETGRAPH = str(Path(sys.executable).with_name("marketgraph"))
 ADMIN_DATABASE_URL = os.environ.get(
@@ -230,6 +231,86 @@ async def test_create_admin_creates_then_promotes(
     viewer = await gql.data("{ viewer { role permissions } }", token=existing.token)
     assert viewer["viewer"]["role"] == "ADMIN"
     assert "user:manage" in viewer["viewer"]["permissions"]
+
+
+async def test_create_admin_reaches_the_servers_response_cache_at_once(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The promotion drops the user's cached answers like setUserRole does: the next query
+    shows the role, long before the max age (an hour here) would have."""
+    tuned = cached_settings(settings, cache_max_age_seconds=3_600)
+    async with cache_server(tuned) as client:
+        user = await sign_up_and_in(GraphQLClient(client.http), "Promoted By Command")
+        query = f"query {{ viewer {{ id role permissions }} }} # {uuid.uuid4().hex}"
+        await client.ask(query, token=user.token)
+        cached = await client.ask(query, token=user.token)
+        assert (cached.cache, cached.data["viewer"]["role"]) == ("HIT", "USER")
+        promoted = await marketgraph(
+            tmp_path,
+            "create-admin",
+            "--email",
+            user.email,
+            DATABASE_URL=tuned.database_url,
+            JWT_SECRET=SECRET,
+            REDIS_URL=tuned.redis_url or "",
+            REDIS_KEY_PREFIX=tuned.redis_key_prefix,
+            MARKETGRAPH_ADMIN_PASSWORD="unused for an existing account",
+        )
+        assert promoted.returncode == 0, promoted.stderr_lines
+        assert promoted.stderr_lines[-1].endswith("is an admin (promoted existing account)")
+        after = await client.ask(query, token=user.token)
+    assert after.cache == "MISS"
+    assert after.data["viewer"]["role"] == "ADMIN"
+    assert "user:manage" in after.data["viewer"]["permissions"]
+
+
+async def test_create_admin_says_when_redis_did_not_take_the_invalidation(
+    tmp_path: Path, settings: Settings, make_account: MakeAccount
+) -> None:
+    account = await make_account("Promoted Without Redis")
+    run = await marketgraph(
+        tmp_path,
+        "create-admin",
+        "--email",
+        account.email,
+        DATABASE_URL=settings.database_url,
+        JWT_SECRET=SECRET,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        MARKETGRAPH_ADMIN_PASSWORD="unused for an existing account",
+    )
+    # The promotion stands; the command says what the cache may still show.
+    assert run.returncode == 0, run.stderr_lines
+    assert run.stderr_lines == [
+        "marketgraph: create-admin: Redis did not confirm the cache invalidation;"
+        " cached answers may show the old role for up to 60 s",
+        f"marketgraph: {account.email} is an admin (promoted existing account)",
+    ]
+
+
+async def test_seed_refuses_production_with_one_line(tmp_path: Path) -> None:
+    """Seeded accounts share a published password, user0 an admin among them."""
+    name = f"mg_cli_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(asyncpg_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(False)
+        migrated = await marketgraph(tmp_path, "migrate", DATABASE_URL=url, JWT_SECRET=SECRET)
+        assert migrated.returncode == 0, migrated.stderr_lines
+        run = await marketgraph(
+            tmp_path, "seed", MARKETGRAPH_ENV="production", DATABASE_URL=url, JWT_SECRET=SECRET
+        )
+        assert run.returncode == 2
+        assert len(run.stderr_lines) == 1, run.stderr_lines
+        assert run.stderr_lines[0].startswith("marketgraph: seed: ")
+        assert "MARKETGRAPH_ENV=production" in run.stderr_lines[0]
+        conn = await asyncpg.connect(asyncpg_dsn(name))
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 # --- production refuses the embedded defaults ---------------------------------------------

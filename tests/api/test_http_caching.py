@@ -24,6 +24,14 @@ PRIVATE = "query { viewer { id email } }"
 
 @pytest.fixture(scope="module")
 async def cached(settings: Settings) -> AsyncIterator[CacheClient]:
+    # Without budgets a response carries nothing of its caller: PUBLIC ones are public.
+    tuned = cached_settings(settings, cache_max_age_seconds=120, rate_limits=False)
+    async with cache_server(tuned) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def budgeted(settings: Settings) -> AsyncIterator[CacheClient]:
     # Budgets that do not refill during the test, so that what a request pays shows.
     spec = BudgetSpec(capacity=1_000_000, restore_per_second=0.001)
     budgets = RoleBudgets(anonymous=spec, user=spec, moderator=spec, admin=spec)
@@ -117,16 +125,62 @@ async def test_post_never_gets_304(cached: CacheClient) -> None:
     assert again.json()["extensions"]["cache"] == "HIT"
 
 
-async def test_a_304_still_pays_for_the_operation(cached: CacheClient) -> None:
+def an_address() -> str:
+    return f"10.8.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+
+
+async def test_a_304_still_pays_for_the_operation(budgeted: CacheClient) -> None:
     query = unique(PUBLIC)
-    client = f"10.8.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
-    first = await get(cached, query, **{"X-Forwarded-For": client})
+    client = an_address()
+    first = await get(budgeted, query, **{"X-Forwarded-For": client})
     remaining = int(first.headers["RateLimit-Remaining"])
     again = await get(
-        cached, query, **{"X-Forwarded-For": client, "If-None-Match": first.headers["ETag"]}
+        budgeted, query, **{"X-Forwarded-For": client, "If-None-Match": first.headers["ETag"]}
     )
     assert again.status_code == 304
     assert int(again.headers["RateLimit-Remaining"]) < remaining
+
+
+async def test_a_hit_carries_its_own_callers_budget(budgeted: CacheClient) -> None:
+    """The entry is shared; the budget around it is the caller's, taken for this request."""
+    query = unique(PUBLIC)
+    spender, newcomer = an_address(), an_address()
+    replies = [await get(budgeted, query, **{"X-Forwarded-For": spender}) for _ in range(3)]
+    assert [r.json()["extensions"]["cache"] for r in replies] == ["MISS", "HIT", "HIT"]
+    hit = await get(budgeted, query, **{"X-Forwarded-For": newcomer})
+    assert hit.json()["extensions"]["cache"] == "HIT"
+    cost = hit.json()["extensions"]["cost"]
+    fresh = 1_000_000 - cost["actualQueryCost"]
+    assert cost["throttleStatus"]["currentlyAvailable"] == fresh
+    assert int(hit.headers["RateLimit-Remaining"]) == fresh
+    spent = replies[-1].json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
+    assert spent == 1_000_000 - 3 * cost["actualQueryCost"]
+
+
+async def test_an_answer_that_carries_its_callers_budget_is_private(
+    budgeted: CacheClient,
+) -> None:
+    """A shared HTTP cache would hand one client's budget (extensions.cost.throttleStatus,
+    RateLimit-*) to the next: with budgets on, even a PUBLIC answer is Cache-Control:
+    private (this server's cache still shares it)."""
+    query = unique(PUBLIC)
+    first = await get(budgeted, query, **{"X-Forwarded-For": an_address()})
+    second = await get(budgeted, query, **{"X-Forwarded-For": an_address()})
+    assert second.json()["extensions"]["cache"] == "HIT"
+    for response in (first, second):
+        assert response.json()["extensions"]["cost"]["throttleStatus"] is not None
+        assert "RateLimit-Remaining" in response.headers
+        assert response.headers["Cache-Control"].startswith("private, max-age=")
+        assert response.headers["ETag"] == first.headers["ETag"]
+
+
+async def test_without_budgets_a_public_answer_carries_no_callers_figures(
+    cached: CacheClient,
+) -> None:
+    response = await get(cached, unique(PUBLIC), **{"X-Forwarded-For": an_address()})
+    assert response.headers["Cache-Control"] == "public, max-age=120"
+    assert response.json()["extensions"]["cost"]["throttleStatus"] is None
+    assert not [name for name in response.headers if name.lower().startswith("ratelimit")]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +214,8 @@ async def test_mutations_carry_no_validator(cached: CacheClient, account: Accoun
 
 
 async def test_http_caching_does_not_need_the_response_cache(settings: Settings) -> None:
-    async with cache_server(cached_settings(settings, response_cache=False)) as client:
+    tuned = cached_settings(settings, response_cache=False, rate_limits=False)
+    async with cache_server(tuned) as client:
         query = unique(PUBLIC)
         first = await get(client, query)
         assert first.json()["extensions"]["cache"] == "BYPASS"
