@@ -278,7 +278,10 @@ async def test_a_repeat_with_the_same_key_returns_the_trade_and_moves_no_money(
     after_first = await balance(db, trader.uuid)
     again = await buy(gql, trader, market_id, "YES", amount="20.00000000", idempotencyKey=key)
     assert again["replayed"] is True
+    # Nothing traded since: the replay shows what the first request showed, position too.
     assert again["trade"] == first["trade"]
+    assert again["position"] == first["position"]
+    assert Decimal(again["position"]["shares"]) == Decimal(first["trade"]["shares"])
     assert again["user"] == first["user"]
     assert again["market"] == first["market"]
     assert await balance(db, trader.uuid) == after_first
