@@ -7,21 +7,17 @@ checked against the rows seeded here, and the two paths must answer alike.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from domain.entities import Outcome
-from infra.db.engine import create_engine
 from infra.settings import Settings
 from tests.api import roomy
 from tests.api.crowd import counted
-from tests.api.readside import GRANT, Seed, global_id, now
-from tests.support import Account, GraphQLClient, LiveServer, sign_up_and_in
+from tests.api.readside import GRANT
+from tests.api.trading import History, seed_history
+from tests.support import GraphQLClient, LiveServer, sign_up_and_in
 
 server, resolver_server, http, gql, resolver_gql = (
     roomy.server,
@@ -57,59 +53,22 @@ query ($first: Int!, $market: ID!) {
 """
 
 
-@dataclass
-class Traded:
-    owner: Account
-    busy: str  # the global id of the market the crowd traded in
-    owner_trades: list[str]  # the owner's trade ids, newest first
-    owner_amounts: dict[str, Decimal]  # trade id -> what it cost
-    busy_trades: list[str]  # the busy market's trade ids, newest first
-
-
 @pytest.fixture(scope="module")
-async def traded(gql: GraphQLClient, settings: Settings) -> Traded:
+async def traded(gql: GraphQLClient, settings: Settings) -> History:
     owner = await sign_up_and_in(gql, "Page Owner")
-    seed = Seed()
-    seed.existing_user(owner.uuid, GRANT)
-    host = seed.user("Page Host")
-    # Before the owner's sign-up grant: the grant is the newest ledger entry.
-    base = now() - timedelta(hours=2)
-    at = iter(base + timedelta(seconds=i) for i in range(2 * MARKETS + CROWD))
-    for i in range(MARKETS):
-        market = seed.market(host.id, f"Paged {uuid.uuid4().hex} {i}?", created_at=base)
-        seed.buy(owner.uuid, market, Outcome.YES, Decimal(1), next(at))
-        seed.buy(owner.uuid, market, Outcome.NO, Decimal(1), next(at))
-    busy = seed.market(host.id, f"Busy {uuid.uuid4().hex}?", created_at=base)
-    for i in range(CROWD):
-        seed.buy(seed.user(f"Crowd {i}").id, busy, Outcome.YES, Decimal(1), next(at))
-    engine = create_engine(settings)
-    await seed.save(engine)
-    await engine.dispose()
-
-    def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
-
-    mine = newest_first([r for r in seed.trade_rows if r["user_id"] == owner.uuid])
-    crowd = newest_first([r for r in seed.trade_rows if r["market_id"] == busy.id])
-    return Traded(
-        owner=owner,
-        busy=busy.gid,
-        owner_trades=[global_id("Trade", r["id"]) for r in mine],
-        owner_amounts={global_id("Trade", r["id"]): r["amount"] for r in mine},
-        busy_trades=[global_id("Trade", r["id"]) for r in crowd],
-    )
+    return await seed_history(settings, owner, markets=MARKETS, crowd=CROWD)
 
 
 def nodes(connection: dict[str, Any]) -> list[dict[str, Any]]:
     return [edge["node"] for edge in connection["edges"]]
 
 
-def check_pages(data: dict[str, Any], traded: Traded, first: int) -> None:
+def check_pages(data: dict[str, Any], traded: History, first: int) -> None:
     viewer = data["viewer"]
     ledger, trades = viewer["ledger"], viewer["trades"]
     assert ledger["totalCount"] == 1 + 2 * MARKETS
     entries = nodes(ledger)
-    assert len(entries) == first
+    assert [e["id"] for e in entries] == traded.owner_ledger[:first]
     # The sign-up grant is the newest entry, then one purchase per trade, newest first.
     assert (entries[0]["kind"], Decimal(entries[0]["amount"]), entries[0]["trade"]) == (
         "SIGNUP_GRANT",
@@ -135,7 +94,7 @@ def check_pages(data: dict[str, Any], traded: Traded, first: int) -> None:
 
 
 async def counts_by_size(
-    client: GraphQLClient, live: LiveServer, traded: Traded
+    client: GraphQLClient, live: LiveServer, traded: History
 ) -> dict[int, tuple[dict[str, Any], int]]:
     variables = {"market": traded.busy}
     return {
@@ -145,7 +104,7 @@ async def counts_by_size(
 
 
 async def test_resolver_pages_of_5_and_50_cost_the_same_statements(
-    resolver_gql: GraphQLClient, resolver_server: LiveServer, traded: Traded
+    resolver_gql: GraphQLClient, resolver_server: LiveServer, traded: History
 ) -> None:
     answers = await counts_by_size(resolver_gql, resolver_server, traded)
     for first, (data, _) in answers.items():
@@ -162,7 +121,7 @@ async def test_compiled_pages_of_5_and_50_cost_the_same_statements(
     server: LiveServer,
     resolver_gql: GraphQLClient,
     resolver_server: LiveServer,
-    traded: Traded,
+    traded: History,
 ) -> None:
     statements = {}
     for first in SIZES:
