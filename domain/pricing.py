@@ -10,45 +10,75 @@ trade is small next to the market (a tiny share count, or a price near 0).
 So amounts are rounded in the house's favour against a bound on that
 arithmetic error, not against the computed value alone: a buy is never
 charged less than its exact cost (and a positive buy never costs nothing), a
-sale never pays more than its exact proceeds.
+sale never pays more than its exact proceeds. Where the bound straddles a
+multiple of the unit, 34 digits cannot tell which way the exact amount rounds,
+and the amount is computed again at 80; only where that cannot tell either
+(an exact amount on the unit grid: from ``q_no - q_yes = d``, 2d YES cost
+exactly d) does the house take the unit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Context, Decimal, localcontext
 
 from domain.entities import Outcome
 from domain.money import QUANTUM, charge, payout
 
 _PRECISION = Context(prec=34)
+# Where 34 digits leave a rounding undecided (rare: the exact amount within about 1e-31 of
+# a multiple of the unit), the trade is computed again with this many.
+_FINER = Context(prec=80)
 # The closest a price may come to 0 or 1 at this precision: beyond it the exact
 # price would round to 0 or 1, which the LMSR never reaches.
 _EDGE = Decimal(1).scaleb(1 - _PRECISION.prec)
 # e^-80 < 1e-34: past this the smaller exponential is below the precision.
 _FAR = Decimal(80)
-# _cost(q) is within about 1e-32 · (max|q| + b) of the exact value at 34
-# digits (a few roundings of magnitude |q|/b and ln 2, scaled by b); the
-# bound used is ten times that.
-_ERROR = Decimal(1).scaleb(3 - _PRECISION.prec)
 _ZERO = Decimal(0).quantize(QUANTUM)
 
 
 def _cost(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
-    with localcontext(_PRECISION):
-        top = max(q_yes, q_no) / b
-        total = (q_yes / b - top).exp() + (q_no / b - top).exp()
-        return b * (top + total.ln())
+    """C(q) at the precision of the current context."""
+    top = max(q_yes, q_no) / b
+    total = (q_yes / b - top).exp() + (q_no / b - top).exp()
+    return b * (top + total.ln())
 
 
 def _trade(
-    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, delta: Decimal
+    q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome, delta: Decimal, context: Context
 ) -> tuple[Decimal, Decimal]:
-    """``C(q + delta on outcome) - C(q)`` as computed, and a bound on its error."""
-    with localcontext(_PRECISION):
+    """``C(q + delta on outcome) - C(q)`` as computed at ``context``'s precision, and a bound
+    on its error.
+
+    At p digits, _cost(q) is within about 10^(2-p) · (max|q| + b) of the exact value (a
+    few roundings of magnitude |q|/b and ln 2, scaled by b); the bound is ten times that.
+    """
+    with localcontext(context):
         after = (q_yes + delta, q_no) if outcome is Outcome.YES else (q_yes, q_no + delta)
         raw = _cost(*after, b) - _cost(q_yes, q_no, b)
         largest = max(abs(q_yes), abs(q_no), abs(after[0]), abs(after[1]))
-        return raw, (largest + b) * _ERROR
+        return raw, (largest + b) * Decimal(1).scaleb(3 - context.prec)
+
+
+def _rounded(
+    q_yes: Decimal,
+    q_no: Decimal,
+    b: Decimal,
+    outcome: Outcome,
+    delta: Decimal,
+    rounding: Callable[[Decimal], Decimal],
+    house: int,
+) -> Decimal:
+    """The exact ``C(q + delta) - C(q)``, times ``house`` (+1: what a buyer pays, -1: what a
+    seller gets), rounded by ``rounding``: decided at 34 digits when the whole error interval
+    rounds alike, else at 80, else at the end of the interval the house prefers."""
+    for context in (_PRECISION, _FINER):
+        raw, error = _trade(q_yes, q_no, b, outcome, delta, context)
+        with localcontext(context):
+            low, high = rounding(house * raw - error), rounding(house * raw + error)
+        if low == high:
+            return low
+    return high if house > 0 else low
 
 
 def yes_price(q_yes: Decimal, q_no: Decimal, b: Decimal) -> Decimal:
@@ -80,12 +110,10 @@ def buy_cost(
     """What buying ``shares`` (> 0) of ``outcome`` costs, rounded up to 8 places."""
     if not shares > 0:
         raise ValueError("a purchase needs a positive number of shares")
-    raw, error = _trade(q_yes, q_no, b, outcome, shares)
-    with localcontext(_PRECISION):
-        highest = raw + error
+    cost = _rounded(q_yes, q_no, b, outcome, shares, charge, house=1)
     # The exact cost lies strictly between 0 and ``shares`` (every price is in (0, 1)),
     # so its rounding up is at least one unit and at most ``shares`` rounded up.
-    return min(max(charge(highest), QUANTUM), charge(shares))
+    return min(max(cost, QUANTUM), charge(shares))
 
 
 def sell_proceeds(
@@ -94,10 +122,7 @@ def sell_proceeds(
     """What selling ``shares`` (> 0) of ``outcome`` pays, rounded down to 8 places."""
     if not shares > 0:
         raise ValueError("a sale needs a positive number of shares")
-    raw, error = _trade(q_yes, q_no, b, outcome, -shares)
-    with localcontext(_PRECISION):
-        lowest = -raw - error
-    return max(payout(lowest), _ZERO)
+    return max(_rounded(q_yes, q_no, b, outcome, -shares, payout, house=-1), _ZERO)
 
 
 def price(q_yes: Decimal, q_no: Decimal, b: Decimal, outcome: Outcome) -> Decimal:

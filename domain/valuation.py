@@ -30,5 +30,11 @@ def position_value(position: Position, market: Market) -> Decimal:
 
 
 def unrealized_pnl(position: Position, market: Market) -> Decimal:
-    """Value now minus what the shares held cost."""
+    """Value now minus what the shares held cost, until settlement pays the position.
+
+    Once paid, the gain or loss is realized (``settled_amount - cost_basis``) and none is
+    left unrealized: 0, not null, so that clients can keep summing it over positions.
+    """
+    if position.settled_at is not None:
+        return Decimal(0)
     return position_value(position, market) - position.cost_basis

@@ -212,3 +212,22 @@ def process_stopped() -> None:
     PROCESSES.set(0)
     if multiprocess_mode():
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+# --- Connection pools, one series per pool --------------------------------------------------
+# The unlabelled pool gauges above are the totals over the process's pools; these split them.
+DB_POOL_OPEN_BY_POOL = Gauge(
+    "marketgraph_db_pool_connections_by_pool",
+    "Database connections held (in use or idle), by pool: sqlalchemy (writes, sign-ins, the"
+    " resolver path) or compiled_reads (the compiled read path, sampled once a second);"
+    " over live processes.",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_IN_USE_BY_POOL = Gauge(
+    "marketgraph_db_pool_connections_in_use_by_pool",
+    "Database connections in use right now, by pool (as marketgraph_db_pool_connections"
+    "_by_pool); over live processes.",
+    ["pool"],
+    multiprocess_mode="livesum",
+)

@@ -87,7 +87,11 @@ class PositionType(Node):
     async def current_value(self, info: Info[Context, None]) -> Decimal:
         return position_value(self.entity, await self._market(info))
 
-    @strawberry.field(description="`currentValue` minus `costBasis`: the gain (or loss) so far.")
+    @strawberry.field(
+        description="`currentValue` minus `costBasis`: the gain (or loss) not yet paid out."
+        " 0 once settlement has paid the position (`settledAt` set): its gain or loss is then"
+        " realized, `payout` minus `costBasis`."
+    )
     async def unrealized_pnl(self, info: Info[Context, None]) -> Decimal:
         return unrealized_pnl(self.entity, await self._market(info))
 

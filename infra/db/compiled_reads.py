@@ -17,6 +17,7 @@ import asyncpg
 from domain.cursors import CursorKey
 from domain.readplan import Bound, Plan
 from infra.db.compiler import Compiler
+from infra.db.engine import PoolGauges
 from infra.db.read_pool import ReadPool
 from infra.metrics import DB_CONNECTIONS_OPENED, SQL_STATEMENTS
 
@@ -48,6 +49,7 @@ class PgCompiledReads:
             acquire_seconds=ACQUIRE_SECONDS,
             lease_seconds=LEASE_SECONDS,
             idle_seconds=IDLE_SECONDS,
+            report=PoolGauges("compiled_reads").report,
         )
         # Called with each statement sent (the tests' statement counter listens here).
         self.listeners: list[Callable[[str], None]] = []

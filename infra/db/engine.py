@@ -21,7 +21,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from infra.metrics import DB_CONNECTIONS_OPENED, DB_POOL_IN_USE, DB_POOL_OPEN, SQL_STATEMENTS
+from infra.metrics import (
+    DB_CONNECTIONS_OPENED,
+    DB_POOL_IN_USE,
+    DB_POOL_IN_USE_BY_POOL,
+    DB_POOL_OPEN,
+    DB_POOL_OPEN_BY_POOL,
+    SQL_STATEMENTS,
+)
 from infra.settings import Settings
 
 
@@ -84,27 +91,57 @@ def _count_statements(engine: AsyncEngine) -> None:
         SQL_STATEMENTS.inc()
 
 
+class PoolGauges:
+    """One pool's part of the pool gauges: its own series (``pool`` label) and the totals.
+
+    A process may hold several pools of a kind (tests run several apps in one process):
+    each moves the gauges by its own changes, so they show the sum.
+    """
+
+    def __init__(self, pool: str) -> None:
+        self._open = (DB_POOL_OPEN, DB_POOL_OPEN_BY_POOL.labels(pool))
+        self._in_use = (DB_POOL_IN_USE, DB_POOL_IN_USE_BY_POOL.labels(pool))
+        self._reported = (0, 0)
+
+    def move(self, opened: int = 0, in_use: int = 0) -> None:
+        """Count a change: connections opened (negative: closed), lent (negative: back)."""
+        if opened:
+            for gauge in self._open:
+                gauge.inc(opened)
+        if in_use:
+            for gauge in self._in_use:
+                gauge.inc(in_use)
+
+    def report(self, held: int, in_use: int) -> None:
+        """Set this pool's part from a sample of its state (for a pool that samples)."""
+        open_before, in_use_before = self._reported
+        self._reported = (held, in_use)
+        self.move(held - open_before, in_use - in_use_before)
+
+
 def observe_pool(engine: AsyncEngine) -> None:
-    """Keep the pool gauges and the connections-opened counter of the API's engine."""
+    """Keep the pool gauges and the connections-opened counter of the API's engine, exactly:
+    SQLAlchemy's pool events say each change."""
     target = engine.sync_engine
+    gauges = PoolGauges("sqlalchemy")
 
     @event.listens_for(target, "connect")
     def _connected(*_args: Any) -> None:
         DB_CONNECTIONS_OPENED.inc()
-        DB_POOL_OPEN.inc()
+        gauges.move(opened=1)
 
     @event.listens_for(target, "close")
     def _closed(*_args: Any) -> None:
-        DB_POOL_OPEN.dec()
+        gauges.move(opened=-1)
 
     @event.listens_for(target, "close_detached")
     def _closed_detached(*_args: Any) -> None:
-        DB_POOL_OPEN.dec()
+        gauges.move(opened=-1)
 
     @event.listens_for(target, "checkout")
     def _checked_out(*_args: Any) -> None:
-        DB_POOL_IN_USE.inc()
+        gauges.move(in_use=1)
 
     @event.listens_for(target, "checkin")
     def _checked_in(*_args: Any) -> None:
-        DB_POOL_IN_USE.dec()
+        gauges.move(in_use=-1)

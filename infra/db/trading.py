@@ -212,13 +212,23 @@ class SqlIdempotencyRepository:
         )
 
     async def purge_expired(self, now: datetime, limit: int) -> int:
+        """Delete up to ``limit`` expired keys.
+
+        A trade may take an expired key over (``claim``) while this runs. The rows are
+        chosen locked, skipping any a claim holds, so none can be re-claimed between
+        choosing and deleting; and the delete checks expiry again, on the row as it is
+        when locked (PostgreSQL re-reads a row a concurrent transaction changed), so a
+        key moved into the future is never removed for the trade that now owns it.
+        """
         expired = (
             sa.select(idempotency_keys.c.user_id, idempotency_keys.c.key)
             .where(idempotency_keys.c.expires_at <= now)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         stmt = sa.delete(idempotency_keys).where(
-            sa.tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key).in_(expired)
+            sa.tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key).in_(expired),
+            idempotency_keys.c.expires_at <= now,
         )
         result = await self._conn.execute(stmt)
         return int(result.rowcount)

@@ -131,11 +131,17 @@ async def test_resolution_pays_every_winning_position_exactly_once(
     assert await settled(db, held.market_id) == {
         p.id: p.shares if p.outcome is Outcome.NO else Decimal(0) for p in held.positions
     }
+    # Paid, a position's gain or loss is realized (payout - cost basis): none is unrealized.
     loser = next(p for p in held.positions if p.outcome is Outcome.YES)
     shown = (await gql.data(POSITION, {"id": loser.gid}))["node"]
     assert shown["settledAt"] is not None
     assert Decimal(shown["payout"]) == Decimal(shown["currentValue"]) == 0
-    assert Decimal(shown["unrealizedPnl"]) == -loser.cost_basis
+    assert Decimal(shown["unrealizedPnl"]) == 0
+    winner = next(p for p in held.positions if p.outcome is Outcome.NO)
+    shown = (await gql.data(POSITION, {"id": winner.gid}))["node"]
+    assert shown["settledAt"] is not None
+    assert Decimal(shown["payout"]) == Decimal(shown["currentValue"]) == winner.shares
+    assert Decimal(shown["unrealizedPnl"]) == 0
 
 
 async def test_a_resolved_market_neither_trades_nor_resolves_nor_cancels_again(

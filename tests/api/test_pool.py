@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import httpx
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from infra.db.engine import create_engine
@@ -128,6 +130,107 @@ async def test_no_new_connections_after_warm_up(
     assert await server_sessions(observer) == warm
     assert opened() == opened_when_warm
     assert pool.overflow() <= 0
+
+
+Samples = dict[tuple[str, str], float]
+
+
+async def gauges(client: httpx.AsyncClient) -> Samples:
+    """The pool gauges of a /metrics scrape: (name, pool label or "") -> value."""
+    text = (await client.get("/metrics")).text
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("marketgraph_db_pool_connections"):
+                found[(sample.name, sample.labels.get("pool", ""))] = sample.value
+    return found
+
+
+IN_USE = "marketgraph_db_pool_connections_in_use"
+HELD = "marketgraph_db_pool_connections"
+
+
+async def until(client: httpx.AsyncClient, holds: Callable[[Samples], bool], what: str) -> Samples:
+    """Scrape until ``holds`` (the read pool's gauges are sampled once a second).
+
+    The deadline only bounds a hang: nothing is asserted about how long it took.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        samples = await gauges(client)
+        if holds(samples):
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {samples}")
+        await asyncio.sleep(0.1)
+
+
+async def waiting_on(observer: asyncpg.Connection, holder: int, count: int) -> None:
+    """Return once ``count`` sessions wait on a lock ``holder`` holds (``observer`` must be
+    outside a transaction: pg_stat_activity is read once per transaction)."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder
+        )
+        if found >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{found} sessions wait on the lock, not {count}")
+        await asyncio.sleep(0.05)
+
+
+async def test_metrics_show_each_pool_in_use_under_load(
+    pooled_server: LiveServer,
+    observer: asyncpg.Connection,
+    settings: Settings,
+    make_account: MakeAccount,
+    make_market: MakeMarket,
+) -> None:
+    reads, writes = (IN_USE + "_by_pool", "compiled_reads"), (IN_USE + "_by_pool", "sqlalchemy")
+    creator = await make_account("Gauge Tester")
+    await make_market(creator)
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    locker = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    async with httpx.AsyncClient(base_url=pooled_server.url, timeout=60, limits=limits) as client:
+        # Other servers of this test process report into the same gauges: they are idle.
+        idle = await until(client, lambda s: s[reads] == 0, "reads idle")
+        # Reads of markets wait while this transaction holds the table, each holding the
+        # connection it took: the compiled queries one of the read pool's, the others
+        # (rateLimit is outside the read model) one of SQLAlchemy's.
+        lock = locker.transaction()
+        await lock.start()
+        requests: list[asyncio.Future[httpx.Response]] = []
+        try:
+            await locker.execute("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE")
+            requests += [
+                asyncio.ensure_future(
+                    client.post("/graphql", json={"query": (TOP_MARKETS, RESOLVED_MARKETS)[i % 2]})
+                )
+                for i in range(2 * POOL)
+            ]
+            await waiting_on(observer, locker.get_server_pid(), 2 * POOL)
+            busy = await until(client, lambda s: s[reads] == POOL, "every read connection lent")
+        finally:
+            await lock.rollback()
+            await locker.close()
+        responses = await asyncio.gather(*requests)
+        assert all(r.status_code == 200 and "errors" not in r.json() for r in responses)
+
+        # All 8 of each pool were lent at once (a job of one of the servers may also have
+        # waited on the table, with one more of SQLAlchemy's); the totals are the sums.
+        assert busy[writes] >= idle[writes] + POOL
+        assert busy[(HELD + "_by_pool", "compiled_reads")] >= POOL
+        for name in (IN_USE, HELD):
+            assert busy[(name, "")] == sum(
+                busy[(name + "_by_pool", pool)] for pool in ("sqlalchemy", "compiled_reads")
+            )
+        # Back in the pools, and kept: none in use, the read connections still held.
+        done = await until(
+            client, lambda s: s[reads] == 0 and s[writes] == idle[writes], "both pools idle"
+        )
+        assert done[(HELD + "_by_pool", "compiled_reads")] >= POOL
 
 
 async def test_an_exhausted_pool_raises_promptly(settings: Settings) -> None:

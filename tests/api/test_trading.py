@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.embedded
 
 START = Decimal(1000)
 UNIT = Decimal("0.00000001")
+LIQUIDITY = Decimal(100)  # a new market's, when not given
 
 
 async def fresh(make_account: MakeAccount, make_market: MakeMarket) -> tuple[Account, str]:
@@ -85,6 +87,125 @@ async def test_buying_for_an_amount_shows_what_the_trade_committed(
     row = await market_row(db, uuid_of(market_id))
     assert (row.q_yes, row.q_no, row.volume) == (shares, 0, paid)
     assert await shares_held(db, uuid_of(market_id)) == {"YES": shares, "NO": 0}
+
+
+POST_TRADE = """
+mutation ($market: ID!, $key: String!) {
+  before: buyShares(
+    input: {marketId: $market, outcome: YES, shares: "10", idempotencyKey: $key}
+  ) { ...Shown }
+  first: buyShares(input: {marketId: $market, outcome: YES, shares: "10"}) { ...Shown }
+  second: buyShares(input: {marketId: $market, outcome: NO, shares: "5"}) { ...Shown }
+}
+fragment Shown on BuySharesResult {
+  __typename
+  ... on BuySharesSuccess {
+    replayed
+    trade { amount market { yesPrice yesShares noShares volume } user { balance } }
+    position { outcome shares costBasis market { yesPrice noShares } user { balance } }
+    market { yesPrice noPrice yesShares noShares volume }
+    user { balance positions(first: 5) { nodes { outcome shares costBasis } } }
+  }
+}
+"""
+REFERENCE = Context(prec=80)
+
+
+def reference_buy(q_yes: Decimal, q_no: Decimal, outcome: str, shares: Decimal) -> Decimal:
+    """What the purchase costs, from the textbook LMSR at 80 digits, rounded up to 8 places."""
+
+    def cost(yes: Decimal, no: Decimal) -> Decimal:
+        return LIQUIDITY * ((yes / LIQUIDITY).exp() + (no / LIQUIDITY).exp()).ln()
+
+    with localcontext(REFERENCE):
+        after = (q_yes + shares, q_no) if outcome == "YES" else (q_yes, q_no + shares)
+        return (cost(*after) - cost(q_yes, q_no)).quantize(UNIT, rounding=ROUND_CEILING)
+
+
+def reference_yes_price(q_yes: Decimal, q_no: Decimal) -> Decimal:
+    """The YES price a market shows: at 8 places, rounded half-even."""
+    with localcontext(REFERENCE):
+        yes, no = (q_yes / LIQUIDITY).exp(), (q_no / LIQUIDITY).exp()
+        return (yes / (yes + no)).quantize(UNIT, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class After:
+    """What one purchase of the document below should show."""
+
+    replayed: bool
+    amount: Decimal  # what the trade cost
+    shares: tuple[Decimal, Decimal]  # the market's YES and NO shares after it
+    spent: Decimal  # by the trader (the market's only one) in all, after it
+    outcome: str  # of the trade's position
+    holdings: dict[str, tuple[Decimal, Decimal]]  # every position: shares, cost basis
+
+
+async def test_each_trade_of_a_document_shows_its_own_post_trade_values(
+    gql: GraphQLClient, make_account: MakeAccount, make_market: MakeMarket
+) -> None:
+    """Three purchases in one request, each result checked against values computed here.
+
+    ``before`` replays an earlier purchase: it reads the market, the position and the user
+    as they are before ``first`` and leaves them in the request's loaders, through which
+    ``trade.market``, ``trade.user``, ``position.market`` and ``position.user`` are read.
+    ``first`` must show what it committed, not what ``before`` read; ``second`` (the other
+    outcome) what both left.
+    """
+    trader, market_id = await fresh(make_account, make_market)
+    key = str(uuid.uuid4())
+    opening = await buy(gql, trader, market_id, "YES", shares="10", idempotencyKey=key)
+    assert opening["__typename"] == "BuySharesSuccess", opening
+    data = await gql.data(POST_TRADE, {"market": market_id, "key": key}, token=trader.token)
+
+    zero, five, ten, twenty = (Decimal(n) for n in (0, 5, 10, 20))
+    c1 = reference_buy(zero, zero, "YES", ten)
+    c2 = reference_buy(ten, zero, "YES", ten)
+    c3 = reference_buy(twenty, zero, "NO", five)
+    expected = {
+        "before": After(True, c1, (ten, zero), c1, "YES", {"YES": (ten, c1)}),
+        "first": After(False, c2, (twenty, zero), c1 + c2, "YES", {"YES": (twenty, c1 + c2)}),
+        "second": After(
+            False,
+            c3,
+            (twenty, five),
+            c1 + c2 + c3,
+            "NO",
+            {"YES": (twenty, c1 + c2), "NO": (five, c3)},
+        ),
+    }
+    for field, then in expected.items():
+        shown = data[field]
+        assert shown["__typename"] == "BuySharesSuccess", (field, shown)
+        assert shown["replayed"] is then.replayed, field
+        price = reference_yes_price(*then.shares)
+        left = START - then.spent
+        market = shown["market"]
+        assert Decimal(market["yesPrice"]) == price, field
+        assert Decimal(market["noPrice"]) == 1 - price, field
+        assert (Decimal(market["yesShares"]), Decimal(market["noShares"])) == then.shares
+        # The trader is the market's only one: its volume is what they spent.
+        assert Decimal(market["volume"]) == then.spent, field
+        trade = shown["trade"]
+        assert Decimal(trade["amount"]) == then.amount, field
+        assert Decimal(trade["market"]["yesPrice"]) == price, field
+        traded = trade["market"]
+        assert (Decimal(traded["yesShares"]), Decimal(traded["noShares"])) == then.shares
+        assert Decimal(traded["volume"]) == then.spent, field
+        assert Decimal(trade["user"]["balance"]) == left, field
+        position = shown["position"]
+        assert position["outcome"] == then.outcome, field
+        held = (Decimal(position["shares"]), Decimal(position["costBasis"]))
+        assert held == then.holdings[then.outcome], field
+        assert Decimal(position["market"]["yesPrice"]) == price, field
+        assert Decimal(position["market"]["noShares"]) == then.shares[1], field
+        assert Decimal(position["user"]["balance"]) == left, field
+        user = shown["user"]
+        assert Decimal(user["balance"]) == left, field
+        assert {
+            p["outcome"]: (Decimal(p["shares"]), Decimal(p["costBasis"]))
+            for p in user["positions"]["nodes"]
+        } == then.holdings, field
 
 
 async def test_buying_shares_then_selling_them_back(
@@ -278,7 +399,10 @@ async def test_a_repeat_with_the_same_key_returns_the_trade_and_moves_no_money(
     after_first = await balance(db, trader.uuid)
     again = await buy(gql, trader, market_id, "YES", amount="20.00000000", idempotencyKey=key)
     assert again["replayed"] is True
+    # Nothing traded since: the replay shows what the first request showed, position too.
     assert again["trade"] == first["trade"]
+    assert again["position"] == first["position"]
+    assert Decimal(again["position"]["shares"]) == Decimal(first["trade"]["shares"])
     assert again["user"] == first["user"]
     assert again["market"] == first["market"]
     assert await balance(db, trader.uuid) == after_first

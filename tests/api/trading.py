@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -10,7 +13,11 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.entities import Outcome
+from infra.db.engine import create_engine
 from infra.db.models import ledger_entries, markets, positions, trades, users
+from infra.settings import Settings
+from tests.api.readside import GRANT, Seed, global_id, now
 from tests.support import Account, GraphQLClient
 
 SUCCESS_FIELDS = """
@@ -119,3 +126,65 @@ async def shares_held(engine: AsyncEngine, market_id: UUID) -> dict[str, Decimal
     for outcome, shares in found:
         totals[str(outcome)] += shares
     return {"YES": totals["YES"], "NO": totals["NO"]}
+
+
+@dataclass
+class History:
+    """Pages' worth of trades: an owner's in many markets, and a busy market's."""
+
+    owner: Account
+    busy: str  # the global id of the market a crowd traded in
+    owner_trades: list[str]  # the owner's trade ids, newest first
+    owner_amounts: dict[str, Decimal]  # trade id -> what it cost
+    owner_ledger: list[str]  # the owner's ledger entry ids, newest first (the grant first)
+    busy_trades: list[str]  # the busy market's trade ids, newest first
+
+
+async def seed_history(
+    settings: Settings, owner: Account, markets: int = 30, crowd: int = 60
+) -> History:
+    """``owner`` (just signed up) buys YES and NO in each of ``markets`` markets (2 trades
+    each, and as many ledger entries after the sign-up grant), and ``crowd`` people buy once
+    each in one busy market. Every trade is older than the owner's grant."""
+    seed = Seed()
+    seed.existing_user(owner.uuid, GRANT)
+    host = seed.user("History Host")
+    base = now() - timedelta(hours=2)
+    at = iter(base + timedelta(seconds=i) for i in range(2 * markets + crowd))
+    for i in range(markets):
+        market = seed.market(host.id, f"History {uuid.uuid4().hex} {i}?", created_at=base)
+        seed.buy(owner.uuid, market, Outcome.YES, Decimal(1), next(at))
+        seed.buy(owner.uuid, market, Outcome.NO, Decimal(1), next(at))
+    busy = seed.market(host.id, f"Busy {uuid.uuid4().hex}?", created_at=base)
+    for i in range(crowd):
+        seed.buy(seed.user(f"Crowd {i}").id, busy, Outcome.YES, Decimal(1), next(at))
+    engine = create_engine(settings)
+    try:
+        await seed.save(engine)
+        async with engine.connect() as conn:
+            [grant] = (
+                await conn.execute(
+                    sa.select(ledger_entries.c.id).where(
+                        ledger_entries.c.user_id == owner.uuid,
+                        ledger_entries.c.trade_id.is_(None),
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+
+    def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(rows, key=lambda r: r["created_at"], reverse=True)
+
+    mine = newest_first([r for r in seed.trade_rows if r["user_id"] == owner.uuid])
+    entries = newest_first([r for r in seed.ledger_rows if r["user_id"] == owner.uuid])
+    busy_rows = newest_first([r for r in seed.trade_rows if r["market_id"] == busy.id])
+    return History(
+        owner=owner,
+        busy=busy.gid,
+        owner_trades=[global_id("Trade", r["id"]) for r in mine],
+        owner_amounts={global_id("Trade", r["id"]): r["amount"] for r in mine},
+        owner_ledger=[global_id("LedgerEntry", grant[0])]
+        + [global_id("LedgerEntry", r["id"]) for r in entries],
+        busy_trades=[global_id("Trade", r["id"]) for r in busy_rows],
+    )

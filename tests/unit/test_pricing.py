@@ -265,10 +265,9 @@ def test_the_inverse_is_within_one_unit_of_the_last_place(
     shares = shares_for_amount(q_yes, q_no, b, outcome, amount)
     exact = reference_shares_for(q_yes, q_no, b, outcome, amount)
     assert is_exact(shares)
-    # Never more shares than the money buys exactly, and less by under one unit
-    # (or by one more where the house-favour rounding of the cost decides).
+    # Never more shares than the money buys exactly, and less by at most one unit.
     assert shares <= exact + REFERENCE_ERROR
-    assert exact - shares < 2 * QUANTUM
+    assert exact - shares <= QUANTUM + REFERENCE_ERROR
     # The largest affordable count at 8 places under the charge actually made.
     if shares > 0:
         assert buy_cost(q_yes, q_no, b, outcome, shares) <= amount
@@ -281,6 +280,37 @@ def test_the_inverse_of_a_known_value() -> None:
     state = (Decimal(0), Decimal(0), Decimal(100), Outcome.YES)
     assert shares_for_amount(*state, Decimal("5.12494796")) == Decimal("10.00000001")
     assert buy_cost(*state, Decimal("10.00000002")) == Decimal("5.12494797")
+
+
+@pytest.mark.parametrize(
+    ("q_yes", "q_no", "b"), [("0", "1", "1"), ("0", "3", "7"), ("0.5", "2.5", "100")]
+)
+def test_an_inverse_that_lands_on_the_last_place_is_one_unit_short(
+    q_yes: str, q_no: str, b: str
+) -> None:
+    # With d = q_no - q_yes > 0, buying 2d YES costs exactly d: e^(2d/b) + e^(d/b) over
+    # 1 + e^(d/b) is e^(d/b) (in units of e^(q_yes/b)). So d buys exactly 2d shares, but the
+    # charge for them, rounded up against its error bound, is a unit more than d: the
+    # inverse is one unit short, the furthest it may be.
+    state = (Decimal(q_yes), Decimal(q_no), Decimal(b), Outcome.YES)
+    d = state[1] - state[0]
+    exact = reference_shares_for(*state, d)
+    assert abs(exact - 2 * d) <= REFERENCE_ERROR
+    assert buy_cost(*state, 2 * d) == d + QUANTUM
+    assert shares_for_amount(*state, d) == 2 * d - QUANTUM
+
+
+def test_an_amount_a_hair_above_an_exact_cost_buys_the_unit_it_pays_for() -> None:
+    # 48.37701465 buys exactly 96.7540293 YES here (the case above); one unit more buys one
+    # more share but for 1e-29 (the price is 1 - e^-48), and the charge for them, exactly
+    # 48.37701466 minus that, lies inside 34 digits' error bound of the amount: decided at
+    # 34 digits alone, the house took a unit and the inverse fell two units short.
+    state = (Decimal(0), Decimal("48.37701465"), Decimal(1), Outcome.YES)
+    amount = Decimal("48.37701466")
+    exact = reference_shares_for(*state, amount)
+    assert Decimal(0) < exact - Decimal("96.75402931") < Decimal("1e-28")
+    assert buy_cost(*state, Decimal("96.75402931")) == amount
+    assert shares_for_amount(*state, amount) == Decimal("96.75402931")
 
 
 @pytest.mark.parametrize("q_no", ["0", "56.61429105"])
