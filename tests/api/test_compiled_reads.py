@@ -433,6 +433,34 @@ def first_difference(left: Any, right: Any, path: str = "") -> str:
     return f"{path}: compiled {left!r} != resolver {right!r}"
 
 
+NAME_CONTAINS = """
+query ($text: String!) {
+  markets(first: 100, filter: {nameContains: $text}, orderBy: {field: NAME, direction: ASC}) {
+    totalCount nodes { id name }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("text", ["%", "_", "\\", "'", '"', "%_like_", "zoë 日本", "o'brien \"q"])
+async def test_name_contains_is_text_not_a_pattern(
+    pair: Pair, paths: Paths, world: World, text: str
+) -> None:
+    """LIKE's wildcards and escape, quotes and other scripts are matched as the text they are,
+    in any case, by both paths (both could be wrong alike: the names are checked too)."""
+    variables = {"text": text}
+    found = await answers(pair, paths, NAME_CONTAINS, variables, None)
+    assert found.compiled == found.resolved, first_difference(found.compiled, found.resolved)
+    assert found.path == "compiled"
+    markets = found.compiled["data"]["markets"]
+    assert markets["totalCount"] == len(markets["nodes"]) <= 100
+    assert all(text.lower() in m["name"].lower() for m in markets["nodes"]), markets
+    named = zip(world.markets[: len(world.names)], world.names, strict=True)
+    seeded = {gid for gid, name in named if text.lower() in name.lower()}
+    assert seeded, "no seeded name holds the text: the test would prove nothing"
+    assert seeded <= {m["id"] for m in markets["nodes"]}
+
+
 CONTRACT = Path(__file__).resolve().parent.parent / "contract" / "operations"
 
 
