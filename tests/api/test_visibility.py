@@ -3,10 +3,14 @@
 A user's ``email``, ``balance``, ``disabled`` and ``permissions`` are for that
 user and for holders of ``user:read:private``; everyone else gets null, on every
 path that reaches the user. Each path is also checked to have reached the user,
-so a null is never vacuous. With ``POSITIONS_PUBLIC=false`` positions are as
-private, on a second live server started with that setting over the same
-database. Whether a viewer may see is derived from ``ROLE_PERMISSIONS``, which
-tests/unit/test_policy.py pins to the issue.
+so a null is never vacuous. With ``POSITIONS_PUBLIC=false`` positions and trades
+are as private, on a second live server started with that setting over the same
+database; ledgers are that private always. Whether a viewer may see is derived
+from ``ROLE_PERMISSIONS``, which tests/unit/test_policy.py pins to the issue.
+
+On PostgreSQL these reads are answered by the compiled path, and each test
+checks that it was (the operation's log line, tests/api/answered.py), so what
+is asserted holds for the compiled SQL, not only for the resolvers.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.entities import MarketStatus, Outcome, Role
 from domain.policy import ROLE_PERMISSIONS, Permission
 from infra.db.engine import create_engine
+from infra.db.models import ledger_entries
 from infra.settings import Settings
-from tests.api import roomy
+from tests.api import answered, roomy
+from tests.api.answered import Paths, compiled_data
 from tests.api.readside import Seed, SeedMarket, global_id, now, uuid_of
 from tests.support import (
     PASSWORD,
@@ -39,8 +46,17 @@ from tests.support import (
     promote,
 )
 
-# Pages of 100 nested lists are over the default cost limit: this module has its own server.
-server, http, gql = roomy.server, roomy.http, roomy.gql
+http, gql = roomy.http, roomy.gql
+paths = answered.paths
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings) -> Iterator[LiveServer]:
+    """Pages of 100 nested lists are over the default cost limit: this module has its own
+    server; and no response cache, whose answers would not say which executor ran."""
+    with roomy.running(roomy.roomy(settings, response_cache=False)) as live:
+        yield live
+
 
 pytestmark = pytest.mark.embedded
 
@@ -116,6 +132,9 @@ class Scene:
     positions: list[tuple[str, str]]  # (position global id, holder name), oldest first
     private: dict[str, dict[str, Any]]  # user global id -> their private fields
     ids: dict[str, str]  # holder name -> user global id
+    trades: list[tuple[str, str]]  # (trade global id, holder name), oldest first
+    ledgers: dict[str, list[str]]  # holder name -> their ledger entries' ids, newest first
+    entries: dict[str, str]  # trade global id -> the ledger entry it made
 
     def token(self, viewer: str) -> str | None:
         return None if viewer == "anonymous" else self.people[viewer].account.token
@@ -125,13 +144,6 @@ class Scene:
 
     def position_of(self, holder: str) -> str:
         return next(gid for gid, name in self.positions if name == holder)
-
-
-def served_compiled(live: LiveServer, roots: int) -> None:
-    """On PostgreSQL these reads take the compiled path (one statement per root field), so the
-    assertions around this call hold for it, not only for the resolvers."""
-    if live.compiles:
-        assert len(live.compiled_sql.statements) == roots, live.compiled_sql.statements
 
 
 def reads_private(role: Role | None) -> bool:
@@ -203,7 +215,28 @@ async def scene(
         "permissions": sorted(p.value for p in ROLE_PERMISSIONS[Role.USER]),
     }
     ids = {name: p.account.id for name, p in people.items()} | {"carol": carol.gid}
-    return Scene(people, market, made, private, ids)
+    trades = [
+        (global_id("Trade", row["id"]), holdings[i][0]) for i, row in enumerate(seed.trade_rows)
+    ]
+    entries = {
+        global_id("Trade", row["trade_id"]): global_id("LedgerEntry", row["id"])
+        for row in seed.ledger_rows
+        if row["trade_id"] is not None
+    }
+    owners = {uuid_of(gid): name for name, gid in ids.items()}
+    ledgers: dict[str, list[str]] = {name: [] for name in ids}
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(ledger_entries.c.id, ledger_entries.c.user_id)
+            .where(ledger_entries.c.user_id.in_(owners))
+            .order_by(ledger_entries.c.created_at.desc(), ledger_entries.c.id.desc())
+        )
+        for entry_id, owner in rows:
+            ledgers[owners[owner]].append(global_id("LedgerEntry", entry_id))
+    # Each signed-up viewer's grant and trades, Carol's grant and trade.
+    assert len(ledgers["alice"]) == 2, ledgers
+    assert len(ledgers["bob"]) == 3, ledgers
+    return Scene(people, market, made, private, ids, trades, ledgers, entries)
 
 
 def test_only_admins_read_others_private_fields() -> None:
@@ -218,7 +251,7 @@ def test_only_admins_read_others_private_fields() -> None:
 
 @pytest.mark.parametrize("viewer", VIEWERS)
 async def test_private_fields_on_every_path(
-    gql: GraphQLClient, server: LiveServer, scene: Scene, viewer: str
+    gql: GraphQLClient, server: LiveServer, paths: Paths, scene: Scene, viewer: str
 ) -> None:
     alice = scene.people["alice"].account
     variables = {
@@ -227,9 +260,9 @@ async def test_private_fields_on_every_path(
         "market": scene.market["id"],
         "position": scene.position_of("alice"),
     }
-    server.compiled_sql.reset()
-    data = await gql.data(EVERY_PATH, variables, token=scene.token(viewer))
-    served_compiled(server, roots=10)
+    data = await compiled_data(
+        gql, server, paths, EVERY_PATH, variables, scene.token(viewer), roots=10
+    )
     for path, users_of in PATHS.items():
         found = users_of(data)
         ids = [user["id"] for user in found]
@@ -328,10 +361,8 @@ async def test_an_admin_sees_a_disabled_flag_others_do_not(
 @pytest.fixture(scope="module")
 def hidden_server(settings: Settings) -> Iterator[LiveServer]:
     """The same database served with POSITIONS_PUBLIC=false."""
-    live = LiveServer(roomy.roomy(settings, positions_public=False))
-    live.start()
-    yield live
-    live.stop()
+    with roomy.running(roomy.roomy(settings, positions_public=False, response_cache=False)) as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -365,26 +396,31 @@ def visible_positions(scene: Scene, viewer: str) -> list[str]:
     return [gid for gid, holder in scene.positions if holder == viewer]
 
 
-async def test_positions_are_public_by_default(gql: GraphQLClient, scene: Scene) -> None:
+async def test_positions_are_public_by_default(
+    gql: GraphQLClient, server: LiveServer, paths: Paths, scene: Scene
+) -> None:
     """The contrast for the tests below: without the setting, anyone sees every holding."""
-    data = await gql.data(MARKET_POSITIONS, {"market": scene.market["id"]})
+    market = {"market": scene.market["id"]}
+    data = await compiled_data(gql, server, paths, MARKET_POSITIONS, market, roots=1)
     positions = data["market"]["positions"]
     assert [n["id"] for n in positions["nodes"]] == [gid for gid, _ in scene.positions]
     assert positions["totalCount"] == len(scene.positions)
     alice = scene.people["alice"].account.id
-    data = await gql.data(USER_POSITIONS, {"user": alice}, token=scene.token("bob"))
+    data = await compiled_data(
+        gql, server, paths, USER_POSITIONS, {"user": alice}, scene.token("bob"), roots=1
+    )
     assert data["user"]["positions"]["nodes"] == [{"id": scene.position_of("alice")}]
 
 
 @pytest.mark.parametrize("viewer", VIEWERS)
 async def test_private_market_positions(
-    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str
+    hidden: GraphQLClient, hidden_server: LiveServer, paths: Paths, scene: Scene, viewer: str
 ) -> None:
-    hidden_server.compiled_sql.reset()
-    data = await hidden.data(
-        MARKET_POSITIONS, {"market": scene.market["id"]}, token=scene.token(viewer)
+    market = {"market": scene.market["id"]}
+    token = scene.token(viewer)
+    data = await compiled_data(
+        hidden, hidden_server, paths, MARKET_POSITIONS, market, token, roots=1
     )
-    served_compiled(hidden_server, roots=1)
     positions = data["market"]["positions"]
     expected = visible_positions(scene, viewer)
     assert [n["id"] for n in positions["nodes"]] == expected
@@ -397,12 +433,17 @@ async def test_private_market_positions(
 @pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize("holder", ["alice", "bob"])
 async def test_private_user_positions(
-    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str, holder: str
+    hidden: GraphQLClient,
+    hidden_server: LiveServer,
+    paths: Paths,
+    scene: Scene,
+    viewer: str,
+    holder: str,
 ) -> None:
     subject = scene.people[holder].account
-    hidden_server.compiled_sql.reset()
-    data = await hidden.data(USER_POSITIONS, {"user": subject.id}, token=scene.token(viewer))
-    served_compiled(hidden_server, roots=1)
+    user = {"user": subject.id}
+    token = scene.token(viewer)
+    data = await compiled_data(hidden, hidden_server, paths, USER_POSITIONS, user, token, roots=1)
     assert data["user"]["id"] == subject.id
     if may_see(scene, viewer, subject.id):
         mine = [gid for gid, name in scene.positions if name == holder]
@@ -416,14 +457,16 @@ async def test_private_user_positions(
 
 @pytest.mark.parametrize("viewer", VIEWERS)
 async def test_private_positions_by_node(
-    hidden: GraphQLClient, hidden_server: LiveServer, scene: Scene, viewer: str
+    hidden: GraphQLClient, hidden_server: LiveServer, paths: Paths, scene: Scene, viewer: str
 ) -> None:
     ids = [gid for gid, _ in scene.positions]
     visible = set(visible_positions(scene, viewer))
     alices = scene.position_of("alice")
-    hidden_server.compiled_sql.reset()
-    data = await hidden.data(POSITION_NODES, {"ids": ids, "one": alices}, token=scene.token(viewer))
-    served_compiled(hidden_server, roots=2)
+    variables = {"ids": ids, "one": alices}
+    token = scene.token(viewer)
+    data = await compiled_data(
+        hidden, hidden_server, paths, POSITION_NODES, variables, token, roots=2
+    )
     assert data["nodes"] == [{"id": gid} if gid in visible else None for gid in ids]
     if alices in visible:
         assert data["node"] == {"id": alices, "user": {"id": scene.people["alice"].account.id}}
@@ -444,6 +487,167 @@ async def test_private_positions_still_show_the_users_public_fields(
         "id": scene.market["id"],
         "creator": {"id": scene.people["alice"].account.id, "email": None},
     }
+
+
+# Trades and ledgers -------------------------------------------------------------------------
+
+TRADES_AND_LEDGERS = """
+fragment P on User { id email balance disabled permissions }
+fragment T on Trade { id shares market { id } user { ...P } }
+query (
+  $market: ID!, $alice: ID!, $bob: ID!, $trade: ID!, $trades: [ID!]!, $entry: ID!,
+  $entries: [ID!]!
+) {
+  market(id: $market) {
+    trades(first: 50) { totalCount nodes { ...T } edges { node { id } } }
+  }
+  alice: user(id: $alice) {
+    id
+    trades(first: 50) { totalCount nodes { ...T } }
+    ledger(first: 50) { totalCount nodes { id trade { ...T } market { id } } }
+  }
+  bob: user(id: $bob) {
+    id
+    trades(first: 50) { totalCount nodes { id } }
+    ledger(first: 50) { totalCount edges { node { id } } }
+  }
+  viewer {
+    trades(first: 50) { totalCount nodes { id } }
+    ledger(first: 50) { totalCount nodes { id } }
+  }
+  tradeNode: node(id: $trade) { id ... on Trade { ...T } }
+  tradeNodes: nodes(ids: $trades) { id ... on Trade { user { ...P } } }
+  entryNode: node(id: $entry) { id ... on LedgerEntry { trade { ...T } } }
+  entryNodes: nodes(ids: $entries) { id }
+}
+"""
+
+
+def visible_trades(scene: Scene, viewer: str, public: bool) -> list[str]:
+    """The market's trades a viewer sees, oldest first: all where positions are public; else
+    only the viewer's own (all of them for holders of ``user:read:private``)."""
+    if public or reads_private(scene.role(viewer)):
+        return [gid for gid, _ in scene.trades]
+    return [gid for gid, holder in scene.trades if holder == viewer]
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize("positions", ["public", "private"])
+async def test_trades_and_ledgers_on_every_path(
+    gql: GraphQLClient,
+    server: LiveServer,
+    hidden: GraphQLClient,
+    hidden_server: LiveServer,
+    paths: Paths,
+    scene: Scene,
+    viewer: str,
+    positions: str,
+) -> None:
+    """Trades are as private as positions (``market.trades`` keeps the viewer's own;
+    ``user.trades`` and a trade by ``node`` are null to others), ledgers as private as a
+    balance whatever the setting; the users reached through them keep their private
+    fields; ``totalCount`` counts only what is shown."""
+    public = positions == "public"
+    client, live = (gql, server) if public else (hidden, hidden_server)
+    alices_trade = next(gid for gid, holder in scene.trades if holder == "alice")
+    entries = [gid for ledger in scene.ledgers.values() for gid in ledger]
+    variables = {
+        "market": scene.market["id"],
+        "alice": scene.ids["alice"],
+        "bob": scene.ids["bob"],
+        "trade": alices_trade,
+        "trades": [gid for gid, _ in scene.trades],
+        "entry": scene.entries[alices_trade],
+        "entries": entries,
+    }
+    data = await compiled_data(
+        client, live, paths, TRADES_AND_LEDGERS, variables, scene.token(viewer), roots=8
+    )
+    holders = dict(scene.trades)
+    owners = {gid: name for name, ledger in scene.ledgers.items() for gid in ledger}
+
+    def sees_holdings(holder: str) -> bool:
+        return public or may_see(scene, viewer, scene.ids[holder])
+
+    def check_trade(trade: dict[str, Any]) -> None:
+        """A trade shown in full: its market, and its trader with the right private fields."""
+        holder = holders[trade["id"]]
+        assert trade["market"] == {"id": scene.market["id"]}
+        user = trade["user"]
+        assert user["id"] == scene.ids[holder], trade
+        if may_see(scene, viewer, user["id"]):
+            assert private_part(user) == scene.private[user["id"]], trade
+        else:
+            assert private_part(user) == dict.fromkeys(PRIVATE_FIELDS), trade
+
+    # market.trades: newest first, rows the viewer may not see left out (and not counted).
+    shown = list(reversed(visible_trades(scene, viewer, public)))
+    trades = data["market"]["trades"]
+    assert [t["id"] for t in trades["nodes"]] == shown
+    assert [e["node"]["id"] for e in trades["edges"]] == shown
+    assert trades["totalCount"] == len(shown)
+    for trade in trades["nodes"]:
+        check_trade(trade)
+
+    # user.trades and user.ledger: the whole list, or null.
+    for name in ("alice", "bob"):
+        user = data[name]
+        assert user["id"] == scene.ids[name]
+        own = [gid for gid, holder in reversed(scene.trades) if holder == name]
+        if sees_holdings(name):
+            assert [t["id"] for t in user["trades"]["nodes"]] == own, (name, user)
+            assert user["trades"]["totalCount"] == len(own)
+        else:
+            assert user["trades"] is None, (name, user)
+        ledger = scene.ledgers[name]
+        if may_see(scene, viewer, scene.ids[name]):
+            listed = user["ledger"]["nodes"] if name == "alice" else user["ledger"]["edges"]
+            ids = [e["id"] if name == "alice" else e["node"]["id"] for e in listed]
+            assert ids == ledger, (name, user)
+            assert user["ledger"]["totalCount"] == len(ledger)
+        else:
+            assert user["ledger"] is None, (name, user)
+    for trade in data["alice"]["trades"]["nodes"] if data["alice"]["trades"] else ():
+        check_trade(trade)
+    for entry in data["alice"]["ledger"]["nodes"] if data["alice"]["ledger"] else ():
+        if entry["trade"] is None:  # the sign-up grant
+            assert entry["market"] is None
+        else:
+            check_trade(entry["trade"])
+            assert entry["market"] == {"id": scene.market["id"]}
+
+    # viewer: one's own, always.
+    if viewer == "anonymous":
+        assert data["viewer"] is None
+    else:
+        mine = [gid for gid, holder in reversed(scene.trades) if holder == viewer]
+        assert data["viewer"]["trades"] == {
+            "totalCount": len(mine),
+            "nodes": [{"id": gid} for gid in mine],
+        }
+        assert [e["id"] for e in data["viewer"]["ledger"]["nodes"]] == scene.ledgers[viewer]
+
+    # node and nodes: a hidden trade or entry is null, as if there were none.
+    if sees_holdings("alice"):
+        assert data["tradeNode"]["id"] == alices_trade
+        check_trade(data["tradeNode"])
+    else:
+        assert data["tradeNode"] is None
+    assert len(data["tradeNodes"]) == len(scene.trades)
+    for (gid, holder), node in zip(scene.trades, data["tradeNodes"], strict=True):
+        if sees_holdings(holder):
+            assert node["id"] == gid
+            check_trade({**node, "market": {"id": scene.market["id"]}})
+        else:
+            assert node is None, (gid, holder)
+    if may_see(scene, viewer, scene.ids["alice"]):
+        assert data["entryNode"]["id"] == scene.entries[alices_trade]
+        check_trade(data["entryNode"]["trade"])
+    else:
+        assert data["entryNode"] is None
+    assert data["entryNodes"] == [
+        {"id": gid} if may_see(scene, viewer, scene.ids[owners[gid]]) else None for gid in entries
+    ]
 
 
 # Statement counts with permissions in play --------------------------------------------------
@@ -543,33 +747,41 @@ def check_q2(crowd: Crowd, data: dict[str, Any], first: int, who: str, public: b
 
 
 async def counted(
-    client: GraphQLClient, server: LiveServer, first: int, crowd: Crowd, token: str
+    client: GraphQLClient,
+    server: LiveServer,
+    paths: Paths,
+    first: int,
+    crowd: Crowd,
+    token: str,
 ) -> tuple[dict[str, Any], int]:
+    """Q2's data (on PostgreSQL answered by the compiled path in one statement) and the
+    statements the request sent in all (the viewer's own lookup included)."""
     server.sql.reset()
-    data = await client.data(Q2, {"first": first, "token": crowd.token}, token=token)
+    variables = {"first": first, "token": crowd.token}
+    data = await compiled_data(client, server, paths, Q2, variables, token, roots=1)
     return data, server.sql.count
 
 
 @pytest.mark.parametrize("who", ["user", "admin"])
 async def test_q2_with_private_fields_costs_the_same_for_any_page_size(
-    gql: GraphQLClient, server: LiveServer, crowd: Crowd, who: str
+    gql: GraphQLClient, server: LiveServer, paths: Paths, crowd: Crowd, who: str
 ) -> None:
     token = (crowd.admin if who == "admin" else crowd.user).token
-    small, small_count = await counted(gql, server, 20, crowd, token)
+    small, small_count = await counted(gql, server, paths, 20, crowd, token)
     check_q2(crowd, small, 20, who, public=True)
-    large, large_count = await counted(gql, server, 100, crowd, token)
+    large, large_count = await counted(gql, server, paths, 100, crowd, token)
     check_q2(crowd, large, 100, who, public=True)
     assert large_count == small_count, server.sql.statements
 
 
 @pytest.mark.parametrize("who", ["user", "admin"])
 async def test_q2_with_private_positions_costs_the_same_for_any_page_size(
-    hidden: GraphQLClient, hidden_server: LiveServer, crowd: Crowd, who: str
+    hidden: GraphQLClient, hidden_server: LiveServer, paths: Paths, crowd: Crowd, who: str
 ) -> None:
     token = (crowd.admin if who == "admin" else crowd.user).token
-    small, small_count = await counted(hidden, hidden_server, 20, crowd, token)
+    small, small_count = await counted(hidden, hidden_server, paths, 20, crowd, token)
     check_q2(crowd, small, 20, who, public=False)
-    large, large_count = await counted(hidden, hidden_server, 100, crowd, token)
+    large, large_count = await counted(hidden, hidden_server, paths, 100, crowd, token)
     check_q2(crowd, large, 100, who, public=False)
     assert large_count == small_count, hidden_server.sql.statements
     # The plain viewer holds in some of these markets, so the filtered path is not empty.
