@@ -8,7 +8,8 @@ resolvers then answered) would count the same. The per-operation log line
 the response echoes that request id (``X-Request-ID``). Every in-process test
 server logs through the same stdlib logger, so one handler hears them all.
 
-Import the fixture into a test module by assignment (``paths = answered.paths``).
+Import the fixture into a test module by assignment (``paths = answered.paths``), or
+collect the paths of every operation inside a block with ``recorded(caplog)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -27,6 +29,17 @@ from tests.support import GraphQLClient, LiveServer
 LOGGER = "marketgraph.http"
 
 
+def _operation_line(record: logging.LogRecord) -> dict[str, Any] | None:
+    """The fields of a ``graphql.operation`` log line, or None for any other record."""
+    try:
+        line = orjson.loads(record.getMessage())
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(line, dict) and line.get("event") == "graphql.operation":
+        return line
+    return None
+
+
 class Paths(logging.Handler):
     """Keeps the path of each operation logged, by request id, until a test asks for it."""
 
@@ -36,11 +49,8 @@ class Paths(logging.Handler):
         self._guard = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = orjson.loads(record.getMessage())
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(line, dict) and line.get("event") == "graphql.operation":
+        line = _operation_line(record)
+        if line is not None:
             with self._guard:
                 self._paths[line["request_id"]] = line["path"]
 
@@ -61,6 +71,19 @@ def paths() -> Iterator[Paths]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+@contextmanager
+def recorded(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """The paths of the operations answered inside the block, in order (filled on exit)."""
+    caplog.clear()
+    paths: list[str] = []
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        yield paths
+    for record in caplog.records:
+        line = _operation_line(record) if record.name == LOGGER else None
+        if line is not None:
+            paths.append(line["path"])
 
 
 def expected_path(live: LiveServer) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from infra.settings import Settings
 from tests.api import roomy
-from tests.api.paths import recorded
+from tests.api.answered import recorded
 from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
 
 FIELDS = ("id", "name", "description", "status", "volume", "yesPrice", "noPrice", "endDate")

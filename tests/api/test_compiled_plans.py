@@ -25,7 +25,7 @@ from infra.db.engine import create_engine
 from infra.db.trusted import SqlTrustedDocuments
 from infra.settings import Settings
 from tests.api import roomy
-from tests.api.paths import recorded
+from tests.api.answered import recorded
 from tests.support import Account, GraphQLClient, LiveServer, MakeAccount, MakeMarket
 
 SMALL = 2

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from domain.cursors import MAC_BYTES, CursorKey
 from infra.settings import Settings
-from tests.api.paths import recorded
+from tests.api.answered import recorded
 from tests.api.trading import BUY
 from tests.support import PASSWORD, LiveServer
 
