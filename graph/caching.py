@@ -160,6 +160,15 @@ def fingerprint(schema_sdl: str, *settings: object) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def key_scope(policy: Policy, viewer: UUID | None) -> str:
+    """Who may share an entry: everyone (PUBLIC), anonymous callers, or one signed-in user."""
+    if not policy.private:
+        return "public"
+    if viewer is None:
+        return "anonymous"
+    return f"user:{viewer}"
+
+
 class ResponseCache:
     def __init__(
         self,
@@ -186,35 +195,34 @@ class ResponseCache:
     def policy(self, operation: OperationFigures) -> Policy:
         return self._hints.policy(operation)
 
-    def key(
+    def key_base(
         self,
         document_sha256: str,
         operation: OperationFigures,
         variables: Mapping[str, Any] | None,
-        policy: Policy,
-        viewer: UUID | None,
-    ) -> str:
-        """The entry's key; PRIVATE policies are keyed by viewer (anonymous is one viewer)."""
+    ) -> bytes:
+        """What an entry's key takes from the request: the document, the operation and the
+        variables it declares (other variables change nothing in the answer)."""
         names = [
             definition.variable.name.value
             for definition in operation.node.variable_definitions or ()
         ]
         given = {name: variables[name] for name in names if variables and name in variables}
-        if not policy.private:
-            scope = "public"
-        elif viewer is None:
-            scope = "anonymous"
-        else:
-            scope = f"user:{viewer}"
-        raw = b"\0".join(
+        return b"\0".join(
             (
                 self._settings.fingerprint.encode(),
                 document_sha256.encode(),
                 (operation.name or "").encode(),
                 orjson.dumps(given, option=orjson.OPT_SORT_KEYS),
-                scope.encode(),
             )
         )
+
+    def key(self, base: bytes, policy: Policy, viewer: UUID | None) -> str:
+        """The entry's key; PRIVATE policies are keyed by viewer (anonymous is one viewer)."""
+        return self.scoped_key(base, key_scope(policy, viewer))
+
+    def scoped_key(self, base: bytes, scope: str) -> str:
+        raw = base + b"\0" + scope.encode()
         return f"{self._settings.fingerprint}:{hashlib.sha256(raw).hexdigest()}"
 
     async def fetch(

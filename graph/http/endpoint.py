@@ -50,7 +50,14 @@ from graph.analysis import (
 )
 from graph.budgets import UNLIMITED, Allowance, BudgetGate
 from graph.cache_policy import CacheHints
-from graph.caching import CacheSettings, CacheStatus, ResponseCache, cache_headers, matches
+from graph.caching import (
+    CacheSettings,
+    CacheStatus,
+    ResponseCache,
+    cache_headers,
+    key_scope,
+    matches,
+)
 from graph.compiled import CompiledOperation, Planner, bind
 from graph.context import Context, Services
 from graph.documents import DocumentRefused, Documents, Prepared
@@ -58,6 +65,7 @@ from graph.errors import INTERNAL_MESSAGE, ErrorCode
 from graph.execution import Executed, OutageCheck, run_operation
 from graph.graphiql import graphiql_html
 from graph.http import auth
+from graph.http.memo import Planned, RequestMemo
 from graph.http.protocol import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -67,7 +75,8 @@ from graph.http.protocol import (
     encode,
     failure_body,
     media_type,
-    read_request,
+    parse_request,
+    request_source,
     shown_name,
 )
 from graph.persisted import Document, PersistedDocuments, PersistedError, Registry
@@ -199,6 +208,7 @@ class GraphQLEndpoint:
         self._costs = RequestedCosts()
         self._cache = cache or ResponseCache(None, CacheHints(schema), CacheSettings())
         self._persisted = persisted or PersistedDocuments(Registry(None, documents), None)
+        self._memo = RequestMemo()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as an ASGI app: the response goes out as two messages, without
@@ -229,49 +239,39 @@ class GraphQLEndpoint:
                 return HTMLResponse(self._graphiql_html)
             if media is None:
                 raise bad_request(f"Accept {JSON} or {GRAPHQL_RESPONSE}.", 406)
-            gql = await read_request(request, self._max_body, self._limits.max_operation_name)
-            document = await self._document(gql)
+            source = await request_source(request, self._max_body)
+            planned = self._memo.get(request.method, source)
+            if planned is None:
+                gql = parse_request(request, source, self._limits.max_operation_name)
+                document = await self._document(gql)
+            else:
+                gql, document = planned.gql, planned.document
             if not self._persisted.admitted(document, None):
                 context = await self._admitted_admin(document, request, request_id)
                 identified = True
-            prepared = document.prepared or self._prepare(document.text)
-            operation = self._operation(prepared, gql, request.method)
+            if planned is None:
+                planned = await self._plan(request, source, gql, document, entry)
+            operation = planned.operation
             entry.name, entry.kind = operation.name, operation.kind.value
-            if prepared.errors:
-                raise _validation_failed(prepared.errors)
-            await self._persisted.register(document)
-            variables = self._variables(operation, gql)
-            requested = self._requested(operation, variables.coerced)
-            entry.requested = requested
+            requested = entry.requested = planned.requested
             if context is None:
                 context = self._context(request, request_id)
             await auth.authenticate(context)
             identified = True
-            if gql.extensions.get("costExplain") is True:
+            if planned.gql.extensions.get("costExplain") is True:
                 # Over the cost limit too: the refusal below sends clients here for the
                 # breakdown, and explaining executes nothing (the document limits held).
                 entry.outcome = "explained"
                 allowance = await self._budgets.peek(await context.actor(), context.client_ip)
                 response = self._explained(
-                    operation, variables.coerced, requested, allowance, media
+                    operation, planned.variables.coerced, requested, allowance, media
                 )
             else:
                 self._within_cost_limit(requested)
                 conditional = (
                     request.headers.get("if-none-match") if request.method == "GET" else None
                 )
-                response = await self._execute(
-                    prepared,
-                    document.sha256,
-                    operation,
-                    gql,
-                    variables,
-                    context,
-                    requested,
-                    media,
-                    entry,
-                    conditional,
-                )
+                response = await self._execute(planned, context, media, entry, conditional)
         except RequestFailed as failure:
             entry.outcome = "rejected"
             allowance = await self._known_allowance(request, context, identified)
@@ -302,6 +302,28 @@ class GraphQLEndpoint:
         if self._log_operations:
             self._log_operation(request_id, entry, elapsed, response, context)
         return response
+
+    async def _plan(
+        self, request: Request, source: bytes, gql: GraphQLRequest, document: Document, entry: _Log
+    ) -> Planned:
+        """Work out what ``source`` stands for; kept in the memo once it all succeeded."""
+        prepared = document.prepared or self._prepare(document.text)
+        operation = self._operation(prepared, gql, request.method)
+        entry.name, entry.kind = operation.name, operation.kind.value
+        if prepared.errors:
+            raise _validation_failed(prepared.errors)
+        await self._persisted.register(document)
+        variables = self._variables(operation, gql)
+        requested = entry.requested = self._requested(operation, variables.coerced)
+        cache = self._cache
+        cache_base = (
+            cache.key_base(document.sha256, operation, gql.variables)
+            if cache.enabled and cache.policy(operation).cacheable
+            else None
+        )
+        planned = Planned(gql, document, prepared, operation, variables, requested, cache_base)
+        self._memo.put(request.method, source, planned)
+        return planned
 
     def _log_operation(
         self,
@@ -478,25 +500,23 @@ class GraphQLEndpoint:
 
     async def _execute(
         self,
-        prepared: Prepared,
-        document_sha256: str,
-        operation: OperationFigures,
-        gql: GraphQLRequest,
-        variables: VariableValues,
+        planned: Planned,
         context: Context,
-        requested: int,
         media: str,
         entry: _Log,
         conditional: str | None,
     ) -> Response:
         actor = await context.actor()
         cache = self._cache
+        operation, requested = planned.operation, planned.requested
         policy = cache.policy(operation)
-        key = (
-            cache.key(document_sha256, operation, gql.variables, policy, context.viewer_id)
-            if policy.cacheable and cache.enabled
-            else ""
-        )
+        key = ""
+        if planned.cache_base is not None:
+            scope = key_scope(policy, context.viewer_id)
+            key = planned.cache_keys.get(scope) or cache.scoped_key(planned.cache_base, scope)
+            if context.viewer_id is None:
+                # Public and anonymous keys are the same for every caller: kept with the plan.
+                planned.cache_keys[scope] = key
 
         async def run() -> _Answer:
             allowance = await self._budgets.take(actor, context.client_ip, requested)
@@ -505,7 +525,7 @@ class GraphQLEndpoint:
             context.requested_cost = requested
             context.allowance = allowance
             try:
-                answer = await self._run(prepared, operation, gql, variables, context, entry)
+                answer = await self._run(planned, context, entry)
             except _Outage:
                 await self._budgets.settle(allowance, 0)
                 raise
@@ -557,22 +577,15 @@ class GraphQLEndpoint:
         content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))
         return Response(content, status_code=status, media_type=media, headers=headers)
 
-    async def _run(
-        self,
-        prepared: Prepared,
-        operation: OperationFigures,
-        gql: GraphQLRequest,
-        variables: VariableValues,
-        context: Context,
-        entry: _Log,
-    ) -> _Answer:
+    async def _run(self, planned: Planned, context: Context, entry: _Log) -> _Answer:
         """Execute the operation: compiled when it can be, else on the resolver path."""
+        prepared, operation, gql = planned.prepared, planned.operation, planned.gql
         if self._compiled is not None:
             planner, reads = self._compiled
             compiled = planner.plan(prepared.document, operation)
             if compiled is not None:
                 answer = await self._run_compiled(
-                    compiled, reads, operation, variables, context, entry
+                    compiled, reads, operation, planned.variables, context, entry
                 )
                 if answer is not None:
                     return answer

@@ -190,8 +190,24 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     )
 
 
-async def read_request(request: Request, max_body: int, max_operation_name: int) -> GraphQLRequest:
-    """The GraphQL request an HTTP request carries (GET parameters or a JSON body)."""
+async def request_source(request: Request, max_body: int) -> bytes:
+    """The bytes a GraphQL request comes in: a GET's query string, a POST's JSON body (its
+    content type and size checked). Equal bytes with the same method are the same request."""
+    if request.method == "GET":
+        source: bytes = request.scope["query_string"]
+        return source
+    content_type = request.headers.get("content-type", "")
+    kind, _, params_text = content_type.partition(";")
+    if kind.strip().lower() != JSON:
+        raise bad_request(f"Send the request as {JSON}.", 415, **{"Accept-Post": JSON})
+    charset = params_text.strip().lower().removeprefix("charset=").strip('"')
+    if charset and charset != "utf-8":
+        raise bad_request("Only UTF-8 request bodies are accepted.", 415)
+    return await _body_bytes(request, max_body)
+
+
+def parse_request(request: Request, source: bytes, max_operation_name: int) -> GraphQLRequest:
+    """The GraphQL request in ``source`` (``request_source``): GET parameters or a JSON body."""
     if request.method == "GET":
         params = request.query_params
         raw_variables = params.get("variables")
@@ -210,16 +226,7 @@ async def read_request(request: Request, max_body: int, max_operation_name: int)
             },
             max_operation_name,
         )
-    content_type = request.headers.get("content-type", "")
-    kind, _, params_text = content_type.partition(";")
-    if kind.strip().lower() != JSON:
-        raise bad_request(f"Send the request as {JSON}.", 415, **{"Accept-Post": JSON})
-    charset = params_text.strip().lower().removeprefix("charset=").strip('"')
-    if charset and charset != "utf-8":
-        raise bad_request("Only UTF-8 request bodies are accepted.", 415)
-    return _graphql_request(
-        _loads(await _body_bytes(request, max_body), "request body"), max_operation_name
-    )
+    return _graphql_request(_loads(source, "request body"), max_operation_name)
 
 
 async def _body_bytes(request: Request, max_body: int) -> bytes:

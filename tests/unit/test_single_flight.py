@@ -98,7 +98,8 @@ class Setup:
         self.operation = operation()
         self.policy = self.cache.policy(self.operation)
         self.variables = {"word": "fly"}
-        self.key = self.cache.key("document", self.operation, self.variables, self.policy, None)
+        base = self.cache.key_base("document", self.operation, self.variables)
+        self.key = self.cache.key(base, self.policy, None)
 
     def ask(self, world: World) -> asyncio.Task[Served[Answer]]:
         return asyncio.ensure_future(
