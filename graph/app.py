@@ -39,7 +39,7 @@ from graph.persisted import PersistedDocuments, Registry, TrustMode
 from graph.schema import build_schema
 from graph.worker import JobSystem
 from infra.budgets import MemoryBudgets, RedisBudgets
-from infra.cache import RedisResponseStore, StoreInvalidator, response_store
+from infra.cache import RedisResponseStore, StoreInvalidator, cache_wire, response_store
 from infra.db.compiled_reads import PgCompiledReads, asyncpg_dsn
 from infra.db.engine import create_engine, observe_pool, read_engine
 from infra.db.identity import IdentityReader
@@ -62,6 +62,7 @@ from infra.passwords import Argon2Hasher
 from infra.persisted import MemoryPersistedQueries, RedisPersistedQueries
 from infra.redis import RedisBreaker, create_redis, warm_up
 from infra.redis import is_outage as redis_outage
+from infra.redis_wire import RedisWire
 from infra.settings import Settings
 from infra.throttle import MemoryThrottle, RedisThrottle
 from infra.tokens import JwtTokens
@@ -102,12 +103,18 @@ def create_app(settings: Settings) -> Starlette:
     throttle = (
         RedisThrottle(redis, settings.redis_key_prefix, breaker) if redis else MemoryThrottle()
     )
+    # The request path's hot Redis commands (budgets, the response cache) each go over a
+    # multiplexed connection of their own (infra/redis_wire.py); the rest uses redis-py.
+    wires: list[RedisWire] = []
     budgets: Budgets | None = None
     if settings.rate_limits:
-        budgets = (
-            RedisBudgets(redis, settings.redis_key_prefix, breaker) if redis else MemoryBudgets()
-        )
-    cache_store = response_store(settings, redis, breaker)
+        budgets = MemoryBudgets()
+        if settings.redis_url is not None:
+            wires.append(budget_wire := RedisWire(settings.redis_url))
+            budgets = RedisBudgets(budget_wire, settings.redis_key_prefix, breaker)
+    if (store_wire := cache_wire(settings)) is not None:
+        wires.append(store_wire)
+    cache_store = response_store(settings, store_wire, breaker)
     # Every committed write, from a mutation or a job, invalidates what it changed.
     invalidator = StoreInvalidator(cache_store) if cache_store is not None else None
 
@@ -249,6 +256,8 @@ def create_app(settings: Settings) -> Starlette:
         if redis is not None:
             try:
                 await warm_up(redis, settings.redis_pool_size)
+                for wire in wires:
+                    await wire.connect()
             except Exception as error:
                 if not redis_outage(error):
                     raise
@@ -278,6 +287,8 @@ def create_app(settings: Settings) -> Starlette:
             await jobs.close()
             if cache_store is not None:
                 await cache_store.close()
+            for wire in wires:
+                await wire.close()
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
                 await redis.aclose(close_connection_pool=True)

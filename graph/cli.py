@@ -215,19 +215,19 @@ def _create_admin(args: argparse.Namespace) -> None:
     from domain.errors import DomainError, NotFound
     from domain.services.admin import AdminService
     from domain.services.users import UserService
-    from infra.cache import RedisResponseStore, StoreInvalidator, response_store
+    from infra.cache import RedisResponseStore, StoreInvalidator, cache_wire, response_store
     from infra.db.engine import create_engine
     from infra.db.uow import SqlUnitOfWork
     from infra.passwords import Argon2Hasher
-    from infra.redis import RedisBreaker, create_redis
+    from infra.redis import RedisBreaker
 
     settings = _settings()
 
     async def run() -> tuple[str, bool]:
         await _prepare(settings, migrate=settings.is_sqlite, demo=False)
         engine = create_engine(settings)
-        redis = create_redis(settings.redis_url, pool_size=4) if settings.redis_url else None
-        store = response_store(settings, redis, RedisBreaker()) if redis is not None else None
+        wire = cache_wire(settings)
+        store = response_store(settings, wire, RedisBreaker()) if wire is not None else None
         invalidator = StoreInvalidator(store) if store is not None else None
 
         def clock() -> datetime:
@@ -255,8 +255,8 @@ def _create_admin(args: argparse.Namespace) -> None:
         finally:
             if store is not None:
                 await store.close()
-            if redis is not None:
-                await redis.aclose(close_connection_pool=True)
+            if wire is not None:
+                await wire.close()
             await engine.dispose()
 
     outcome, lost = asyncio.run(run())

@@ -125,12 +125,12 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     """Take jobs from Redis until SIGTERM or SIGINT; then finish or hand back what runs."""
     from dataclasses import replace
 
-    from infra.cache import StoreInvalidator, response_store
+    from infra.cache import StoreInvalidator, cache_wire, response_store
     from infra.db.engine import create_engine
     from infra.db.migrate import ensure_current
     from infra.db.uow import SqlUnitOfWork
     from infra.logging import configure_logging
-    from infra.redis import RedisBreaker, create_redis
+    from infra.redis import RedisBreaker
 
     configure_logging(settings.log_level, settings.log_format)
     if concurrency is not None:
@@ -138,8 +138,8 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     engine = create_engine(settings)
     assert settings.redis_url, "workers take their jobs from Redis"
     # The jobs' writes invalidate the API's response cache, like the mutations' do.
-    redis = create_redis(settings.redis_url, pool_size=8)
-    store = response_store(settings, redis, RedisBreaker())
+    wire = cache_wire(settings)
+    store = response_store(settings, wire, RedisBreaker())
     invalidator = StoreInvalidator(store) if store is not None else None
     system = JobSystem(settings, lambda: SqlUnitOfWork(engine, invalidator), _utcnow)
     worker = system.saq_worker()
@@ -168,5 +168,6 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
         await system.close()
         if store is not None:
             await store.close()
-        await redis.aclose(close_connection_pool=True)
+        if wire is not None:
+            await wire.close()
         await engine.dispose()

@@ -65,9 +65,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 import structlog
@@ -80,6 +78,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra.redis import CONNECT_TIMEOUT, SOCKET_TIMEOUT, RedisBusy
+from infra.redis_url import RedisAddress
 
 log = structlog.get_logger("marketgraph.redis")
 
@@ -101,77 +100,6 @@ def _reply_error(message: str) -> RedisError:
     # redis-py leaves this classmethod unannotated.
     error: RedisError = BaseParser.parse_error(message)  # type: ignore[no-untyped-call]
     return error
-
-
-@dataclass(frozen=True, slots=True)
-class WireAddress:
-    """Where and how to connect: the parts of a Redis URL this connection supports."""
-
-    host: str = "localhost"
-    port: int = 6379
-    path: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def from_url(cls, url: str) -> WireAddress:
-        """Parse ``redis://``, ``rediss://`` (TLS) and ``unix://`` URLs as redis-py does.
-
-        Supported: user name and password (``AUTH``), host, port, the database as
-        the path (``/2``) or as ``?db=2`` (``SELECT``), and for ``unix://`` the
-        socket's path. Anything else (other query parameters, a path that is not
-        a database number, a user name without a password) raises ``ValueError``,
-        so the caller can fall back to redis-py rather than connect differently.
-        """
-        parsed = urlparse(url)
-        if parsed.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(
-                f"unsupported Redis URL scheme {parsed.scheme!r} (redis, rediss, unix)"
-            )
-        query = parse_qs(parsed.query, keep_blank_values=True)
-        unknown = sorted(set(query) - {"db"})
-        if unknown:
-            raise ValueError(f"unsupported Redis URL parameters: {', '.join(unknown)}")
-        db_text = query["db"][-1] if "db" in query else None
-        username = unquote(parsed.username) if parsed.username else None
-        password = unquote(parsed.password) if parsed.password else None
-        if username is not None and password is None:
-            raise ValueError("a Redis URL with a user name needs a password too")
-        if parsed.scheme == "unix":
-            path = unquote(parsed.path)
-            if not path:
-                raise ValueError("a unix:// Redis URL needs the socket's path")
-            return cls(path=path, db=_db(db_text), username=username, password=password, tls=False)
-        if db_text is None and parsed.path not in ("", "/"):
-            db_text = unquote(parsed.path).removeprefix("/")
-        try:
-            port = parsed.port
-        except ValueError as error:
-            raise ValueError(f"invalid port in Redis URL: {error}") from None
-        return cls(
-            host=unquote(parsed.hostname) if parsed.hostname else "localhost",
-            port=port if port is not None else 6379,
-            db=_db(db_text),
-            username=username,
-            password=password,
-            tls=parsed.scheme == "rediss",
-        )
-
-    def describe(self) -> str:
-        """Where, for error messages (never the password)."""
-        if self.path is not None:
-            return f"unix:{self.path} db {self.db}"
-        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port} db {self.db}"
-
-
-def _db(text: str | None) -> int:
-    if text is None:
-        return 0
-    if not text.isdigit():
-        raise ValueError(f"the database in a Redis URL must be a number, not {text!r}")
-    return int(text)
 
 
 class Script:
@@ -358,7 +286,7 @@ class RedisWire:
     attempt. Commands are never retried. Use it from one event loop only.
 
     Raises ``ValueError`` for a URL it does not support (see
-    ``WireAddress.from_url``): the caller can use redis-py instead.
+    ``RedisAddress.from_url``): the caller can use redis-py instead.
     """
 
     def __init__(
@@ -374,7 +302,7 @@ class RedisWire:
             raise ValueError("Redis timeouts must be positive")
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        self.address = WireAddress.from_url(url)
+        self.address = RedisAddress.from_url(url)
         if ssl_context is not None and not self.address.tls:
             raise ValueError("an SSL context needs a rediss:// URL")
         self._ssl = ssl_context

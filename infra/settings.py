@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from domain.limits import BudgetSpec, RoleBudgets
+from infra.redis_url import RedisAddress
 
 ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "console")
@@ -273,18 +274,10 @@ def _database_url(raw: str) -> str:
 def _redis_url(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL: must start with redis://, rediss:// or unix://")
-    parsed = urlsplit(raw)
     try:
-        port = parsed.port
-    except ValueError:
-        raise ConfigError("REDIS_URL: the port is not a number between 0 and 65535") from None
-    if port == 0:
-        raise ConfigError("REDIS_URL: the port is not a number between 0 and 65535")
-    database = parsed.path.strip("/")
-    if parsed.scheme != "unix" and database and not database.isdigit():
-        raise ConfigError(f"REDIS_URL: database '{database}' is not a number")
+        RedisAddress.from_url(raw)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL: {error}") from None
     return raw
 
 

@@ -1,10 +1,11 @@
 """A TCP proxy in front of a test's own redis-server that counts the commands sent to it.
 
 The fault tests count the Redis calls a request makes while Redis is stalled or gone,
-rather than timing the requests. The request path sends one command at a time on a
-connection and reads its reply before the next (no pipelining), so a command begins
-whenever a connection sends after a reply, or for the first time. When the server is
-frozen no reply comes, so every command sent from then on is one that fails.
+rather than timing the requests. Commands and replies are counted by parsing both
+streams (hiredis reads a command, an array of bulk strings, as it reads a reply): the
+request path's connections carry many callers' commands at once (``infra.redis_wire``),
+so neither a read nor a reply marks where one command ends. When the server is frozen
+no reply comes, so every command sent from then on is one that fails.
 
 It runs on an event loop of its own in a thread: the test's loop blocks while a live
 server starts, and the server talks to Redis as it starts.
@@ -16,9 +17,25 @@ import asyncio
 import contextlib
 import threading
 
+import hiredis
+
 
 class _Connection:
-    awaiting: bool = False
+    """What went through one client connection: commands sent, replies received."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.answered = 0
+        self.requests = hiredis.Reader()
+        self.replies = hiredis.Reader()
+
+    @staticmethod
+    def count(reader: hiredis.Reader, data: bytes) -> int:
+        reader.feed(data)
+        found = 0
+        while reader.gets() is not False:
+            found += 1
+        return found
 
 
 class CountingProxy:
@@ -38,8 +55,8 @@ class CountingProxy:
 
     @property
     def awaiting(self) -> int:
-        """Connections with a command sent and no reply yet."""
-        return sum(connection.awaiting for connection in self._connections)
+        """Commands sent and not answered yet, over every connection."""
+        return sum(c.sent - c.answered for c in self._connections)
 
     def start(self) -> None:
         started = threading.Event()
@@ -91,15 +108,15 @@ class CountingProxy:
 
         async def requests() -> None:
             while data := await client.read(65_536):
-                if not connection.awaiting:
-                    self.commands += 1
-                    connection.awaiting = True
+                sent = connection.count(connection.requests, data)
+                connection.sent += sent
+                self.commands += sent
                 to_server.write(data)
                 await to_server.drain()
 
         async def replies() -> None:
             while data := await server.read(65_536):
-                connection.awaiting = False
+                connection.answered += connection.count(connection.replies, data)
                 to_client.write(data)
                 await to_client.drain()
 

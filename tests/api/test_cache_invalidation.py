@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.services.lifecycle import MarketLifecycle
-from infra.cache import StoreInvalidator, response_store
+from infra.cache import StoreInvalidator, cache_wire, response_store
 from infra.db.models import markets
 from infra.db.uow import SqlUnitOfWork
-from infra.redis import RedisBreaker, create_redis
+from infra.redis import RedisBreaker
 from infra.settings import Settings
 from tests.api.caching import CacheClient, cache_server, cached_settings
 from tests.api.trading import CANCEL, RESOLVE, buy, sell
@@ -575,8 +575,8 @@ async def _close_expired(server: LiveServer, db: AsyncEngine) -> None:
         )
         assert await lifecycle.close_expired()
         return
-    redis = create_redis(settings.redis_url, pool_size=4)
-    store = response_store(settings, redis, RedisBreaker())
+    wire = cache_wire(settings)
+    store = response_store(settings, wire, RedisBreaker())
     assert store is not None
     lifecycle = MarketLifecycle(
         lambda: SqlUnitOfWork(db, StoreInvalidator(store)), lambda: datetime.now(UTC), _NoQueue()
@@ -585,7 +585,8 @@ async def _close_expired(server: LiveServer, db: AsyncEngine) -> None:
         assert await lifecycle.close_expired()
     finally:
         await store.close()
-        await redis.aclose(close_connection_pool=True)
+        assert wire is not None
+        await wire.close()
 
 
 class _NoQueue:

@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from domain.limits import BudgetSpec
 from domain.ports import Budgets
 from infra.budgets import MemoryBudgets, RedisBudgets
-from infra.redis import RedisBreaker, create_redis
+from infra.redis import RedisBreaker
+from infra.redis_wire import RedisWire
 from tests.conftest import REDIS_URL
 
 # Refills one point in 1,000 s: nothing comes back while a test runs.
@@ -26,16 +27,16 @@ async def budgets(request: pytest.FixtureRequest) -> AsyncIterator[Budgets]:
         yield MemoryBudgets()
         return
     prefix = f"mgtest-charge:{uuid.uuid4().hex[:12]}:"
-    client = create_redis(REDIS_URL, pool_size=8)
+    wire = RedisWire(REDIS_URL)
     breaker = RedisBreaker()
-    yield RedisBudgets(client, prefix, breaker)
+    yield RedisBudgets(wire, prefix, breaker)
     assert breaker.outages == 0
+    await wire.close()
     raw = Redis.from_url(REDIS_URL)
     keys = [key async for key in raw.scan_iter(match=f"{prefix}*")]
     if keys:
         await raw.delete(*keys)
     await raw.aclose()
-    await client.aclose(close_connection_pool=True)
 
 
 async def test_a_charge_keeps_only_what_was_spent(budgets: Budgets) -> None:

@@ -21,6 +21,7 @@ from graph.app import create_app
 from infra.budgets import MemoryBudgets, RedisBudgets
 from infra.logging import configure_logging
 from infra.redis import RedisBreaker, create_redis
+from infra.redis_wire import RedisWire
 from infra.settings import Settings
 from infra.throttle import RedisThrottle
 from tests.conftest import REDIS_URL
@@ -51,12 +52,12 @@ async def raw() -> AsyncIterator[Redis]:
 
 
 async def redis_budgets(prefix: str) -> AsyncIterator[RedisBudgets]:
-    client = create_redis(REDIS_URL)
+    wire = RedisWire(REDIS_URL)
     breaker = RedisBreaker()
-    yield RedisBudgets(client, prefix, breaker)
+    yield RedisBudgets(wire, prefix, breaker)
     # Every answer came from Redis: the breaker never saw an outage.
     assert breaker.outages == 0
-    await client.aclose(close_connection_pool=True)
+    await wire.close()
 
 
 @pytest.fixture(params=["redis", "in-process"])
@@ -149,7 +150,7 @@ async def test_redis_keeps_one_namespaced_key_per_budget_that_expires_when_full(
 
 
 async def test_two_clients_share_one_budget(prefix: str) -> None:
-    first, second = create_redis(REDIS_URL), create_redis(REDIS_URL)
+    first, second = RedisWire(REDIS_URL), RedisWire(REDIS_URL)
     try:
         one = RedisBudgets(first, prefix, RedisBreaker())
         other = RedisBudgets(second, prefix, RedisBreaker())
@@ -161,29 +162,50 @@ async def test_two_clients_share_one_budget(prefix: str) -> None:
         await other.refund("shared", 4, TEN)
         assert (await one.peek("shared", TEN)).remaining == 4
     finally:
-        await first.aclose(close_connection_pool=True)
-        await second.aclose(close_connection_pool=True)
+        await first.close()
+        await second.close()
 
 
 async def test_an_exhausted_pool_is_back_pressure_not_an_outage(prefix: str) -> None:
+    """The sign-in throttle's redis-py pool: no connection to be had is overload."""
     client = create_redis(REDIS_URL, pool_size=1, pool_wait_seconds=0.05)
     breaker = RedisBreaker()
-    budgets = RedisBudgets(client, prefix, breaker)
     throttle = RedisThrottle(client, prefix, breaker)
     pool = client.connection_pool
     held = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        refused = await budgets.take("k", 1, TEN)
-        assert not refused.allowed
-        assert refused.retry_after_seconds == 1.0
         slot = await throttle.acquire("t", 5, 60)
         assert slot.retry_after == 1
         assert breaker.available
         assert breaker.outages == 0
     finally:
         await pool.release(held)
-    assert (await budgets.take("k", 1, TEN)).remaining == 9
+    assert (await throttle.acquire("t", 5, 60)).retry_after is None
     await client.aclose(close_connection_pool=True)
+
+
+async def test_a_full_wire_is_back_pressure_not_an_outage(private_redis: RedisProcess) -> None:
+    """The budgets' wire: more commands waiting than it accepts is overload, answered with
+    a refusal to retry in a second, never the in-process count of an outage."""
+    wire = RedisWire(private_redis.url, timeout=30, max_pending=2)
+    breaker = RedisBreaker()
+    budgets = RedisBudgets(wire, "mgtest:", breaker)
+    # Connected, and the script loaded (its first run loads it: two commands).
+    assert (await budgets.take("other", 1, TEN)).allowed
+    private_redis.freeze()
+    try:
+        waiting = [asyncio.ensure_future(budgets.take("k", 1, TEN)) for _ in range(2)]
+        await asyncio.sleep(0)  # their commands are sent and wait on the frozen server
+        refused = await budgets.take("k", 1, TEN)
+        assert not refused.allowed
+        assert refused.retry_after_seconds == 1.0
+        assert breaker.available
+        assert breaker.outages == 0
+    finally:
+        private_redis.thaw()
+    assert sorted(state.remaining for state in await asyncio.gather(*waiting)) == [8, 9]
+    assert (await budgets.take("k", 1, TEN)).remaining == 7
+    await wire.close()
 
 
 def fallbacks() -> float:
@@ -214,9 +236,9 @@ async def test_budgets_hold_in_process_while_redis_is_away_and_return_to_it(
 ) -> None:
     configure_logging("INFO", "json")  # as the server does: JSON lines through logging
     caplog.set_level(logging.INFO, logger="marketgraph.redis")
-    client = create_redis(private_redis.url, pool_size=8)
+    wire = RedisWire(private_redis.url)
     breaker = RedisBreaker(retry_seconds=0.2)
-    budgets = RedisBudgets(client, "mgtest:", breaker)
+    budgets = RedisBudgets(wire, "mgtest:", breaker)
     raw = Redis.from_url(private_redis.url)
     try:
         assert (await budgets.take("k", 4, TEN)).remaining == 6
@@ -246,7 +268,7 @@ async def test_budgets_hold_in_process_while_redis_is_away_and_return_to_it(
         assert await raw.exists("mgtest:k") == 1  # in Redis again
     finally:
         await raw.aclose()
-        await client.aclose(close_connection_pool=True)
+        await wire.close()
 
 
 def test_the_app_builds_the_budgets_its_settings_ask_for(settings: Settings) -> None:

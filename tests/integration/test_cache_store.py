@@ -12,11 +12,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from domain.ports import CachedResponse, ResponseStore
 from infra.cache import MemoryResponseStore, RedisResponseStore
 from infra.redis import RedisBreaker, create_redis
+from infra.redis_wire import RedisWire
 from tests.conftest import REDIS_URL
 
 TAGS = frozenset({"Market:1", "markets"})
@@ -28,10 +28,12 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
         yield MemoryResponseStore(max_entries=100, max_bytes=100_000)
         return
     prefix = f"mgtest-store:{uuid.uuid4().hex[:8]}:"
-    client = create_redis(REDIS_URL, pool_size=4)
-    found = RedisResponseStore(client, prefix, RedisBreaker(), timeout_seconds=1.0)
+    wire = RedisWire(REDIS_URL, timeout=1.0)
+    found = RedisResponseStore(wire, prefix, RedisBreaker())
     yield found
     await found.close()
+    await wire.close()
+    client = create_redis(REDIS_URL, pool_size=4)
     keys = [key async for key in client.scan_iter(match="{" + prefix + "*")]
     if keys:
         await client.delete(*keys)
@@ -101,7 +103,8 @@ async def test_an_entry_expires_with_its_ttl(store: ResponseStore) -> None:
 async def test_redis_keys_share_one_hash_tag_and_tag_sets_are_pruned() -> None:
     prefix = f"mgtest-store:{uuid.uuid4().hex[:8]}:"
     client = create_redis(REDIS_URL, pool_size=4)
-    store = RedisResponseStore(client, prefix, RedisBreaker(), timeout_seconds=1.0)
+    wire = RedisWire(REDIS_URL, timeout=1.0)
+    store = RedisResponseStore(wire, prefix, RedisBreaker())
     try:
         since = await generation(store, "a")
         assert await store.store("a", entry(since), TAGS, 1)
@@ -116,6 +119,7 @@ async def test_redis_keys_share_one_hash_tag_and_tag_sets_are_pruned() -> None:
         members = await client.zrange("{" + prefix + "cache}:t:markets", 0, -1)
         assert members == [f"{{{prefix}cache}}:e:b".encode()]
     finally:
+        await wire.close()
         keys = [key async for key in client.scan_iter(match="{" + prefix + "*")]
         if keys:
             await client.delete(*keys)
@@ -123,8 +127,8 @@ async def test_redis_keys_share_one_hash_tag_and_tag_sets_are_pruned() -> None:
 
 
 async def test_an_unreachable_redis_is_a_bypass_and_a_lost_invalidation_a_flush() -> None:
-    dead = aioredis.Redis(port=1, socket_connect_timeout=0.2)
-    store = RedisResponseStore(dead, "mgtest-dead:", RedisBreaker(), 0.2, retry_seconds=3600)
+    dead = RedisWire("redis://127.0.0.1:1/0", timeout=0.2, connect_timeout=0.2)
+    store = RedisResponseStore(dead, "mgtest-dead:", RedisBreaker(), retry_seconds=3600)
     try:
         assert await store.lookup("a") is None
         assert not await store.store("a", entry(0), TAGS, 60)
@@ -132,7 +136,7 @@ async def test_an_unreachable_redis_is_a_bypass_and_a_lost_invalidation_a_flush(
         assert store.flush_pending
     finally:
         await store.close()
-        await dead.aclose()
+        await dead.close()
 
 
 def test_the_memory_store_is_bounded_in_entries_and_bytes() -> None:

@@ -7,33 +7,34 @@ import ssl
 import pytest
 from redis.asyncio.connection import parse_url
 
-from infra.redis_wire import RedisWire, Script, WireAddress
+from infra.redis_url import RedisAddress
+from infra.redis_wire import RedisWire, Script
 
 SUPPORTED = {
-    "redis://127.0.0.1:6380/2": WireAddress(host="127.0.0.1", port=6380, db=2),
-    "redis://cache.internal": WireAddress(host="cache.internal"),
-    "redis://cache.internal/": WireAddress(host="cache.internal"),
-    "redis://": WireAddress(),
-    "redis://cache.internal?db=4": WireAddress(host="cache.internal", db=4),
+    "redis://127.0.0.1:6380/2": RedisAddress(host="127.0.0.1", port=6380, db=2),
+    "redis://cache.internal": RedisAddress(host="cache.internal"),
+    "redis://cache.internal/": RedisAddress(host="cache.internal"),
+    "redis://": RedisAddress(),
+    "redis://cache.internal?db=4": RedisAddress(host="cache.internal", db=4),
     # As in redis-py, ?db= wins over the path.
-    "redis://cache.internal/1?db=4": WireAddress(host="cache.internal", db=4),
-    "redis://:s3cret%2Fpw@cache.internal/3": WireAddress(
+    "redis://cache.internal/1?db=4": RedisAddress(host="cache.internal", db=4),
+    "redis://:s3cret%2Fpw@cache.internal/3": RedisAddress(
         host="cache.internal", db=3, password="s3cret/pw"
     ),
-    "rediss://app:p%40ss@cache.internal:6390/0": WireAddress(
+    "rediss://app:p%40ss@cache.internal:6390/0": RedisAddress(
         host="cache.internal", port=6390, username="app", password="p@ss", tls=True
     ),
-    "redis://[::1]:7000/5": WireAddress(host="::1", port=7000, db=5),
-    "unix:///run/redis/redis.sock": WireAddress(path="/run/redis/redis.sock"),
-    "unix://:pw@/run/redis/redis.sock?db=2": WireAddress(
+    "redis://[::1]:7000/5": RedisAddress(host="::1", port=7000, db=5),
+    "unix:///run/redis/redis.sock": RedisAddress(path="/run/redis/redis.sock"),
+    "unix://:pw@/run/redis/redis.sock?db=2": RedisAddress(
         path="/run/redis/redis.sock", db=2, password="pw"
     ),
 }
 
 
 @pytest.mark.parametrize(("url", "expected"), SUPPORTED.items())
-def test_supported_urls_are_read_as_redis_py_reads_them(url: str, expected: WireAddress) -> None:
-    address = WireAddress.from_url(url)
+def test_supported_urls_are_read_as_redis_py_reads_them(url: str, expected: RedisAddress) -> None:
+    address = RedisAddress.from_url(url)
     assert address == expected
     # Every part redis-py finds in the URL, it finds with the same value.
     theirs = parse_url(url)
@@ -80,7 +81,7 @@ def test_settings_that_cannot_work_are_refused() -> None:
 
 
 def test_a_description_never_shows_the_password() -> None:
-    described = WireAddress.from_url("rediss://app:hunter2@cache.internal:6390/1").describe()
+    described = RedisAddress.from_url("rediss://app:hunter2@cache.internal:6390/1").describe()
     assert described == "rediss://cache.internal:6390 db 1"
     assert "hunter2" not in described
 
