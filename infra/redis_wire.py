@@ -5,10 +5,12 @@ redis-py asyncio commands (an MGET, an EVALSHA) cost 80-95 µs of Python CPU:
 taking and returning a pooled connection, its readiness checks, an
 ``asyncio.timeout`` per command, a parser written in Python. Here every
 concurrent caller of a process's event loop shares one connection: a command
-is packed by hiredis' C packer and written at once (no lock, no pool), and
-replies, which Redis sends in the order the commands arrived, are parsed by
-hiredis' C reader and handed to the callers in that same order (FIFO). It
-costs a few µs per command (bench/redis_wire.py measures it).
+is packed by hiredis' C packer and queued (no lock, no pool), the commands of
+one turn of the loop leave in one write at its end (under load a system call
+per command cost as much as the rest of it), and replies, which Redis sends in
+the order the commands arrived, are parsed by hiredis' C reader and handed to
+the callers in that same order (FIFO). It costs a few µs per command
+(bench/redis_wire.py measures it).
 
 Settings come from the incidents recorded in ``infra/redis.py``, and keep their
 answers:
@@ -120,11 +122,13 @@ class _Connection(asyncio.Protocol):
         "done",
         "loop",
         "on_closed",
+        "outgoing",
         "pending",
         "reader",
         "timeout",
         "transport",
         "watchdog",
+        "writes",
     )
 
     def __init__(
@@ -141,6 +145,9 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport
         self.watchdog: asyncio.Handle | None = None
         self.closed = False
+        # Commands packed this turn of the loop, written together at its end (``flush``).
+        self.outgoing: list[bytes] = []
+        self.writes = 0
         # Resolved once the transport is gone (connection_lost).
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -208,10 +215,23 @@ class _Connection(asyncio.Protocol):
             raise RedisConnectionError("Connection to Redis lost")
 
     def write(self, packed: bytes) -> None:
+        """Queue ``packed`` for this turn's one write (``flush``)."""
+        outgoing = self.outgoing
+        if not outgoing:
+            self.loop.call_soon(self.flush)
+        outgoing.append(packed)
+
+    def flush(self) -> None:
+        """Write the commands of this turn of the loop in one system call: under load many
+        requests send theirs in the same turn, and a write each was most of their cost."""
+        outgoing, self.outgoing = self.outgoing, []
+        if self.closed or not outgoing:
+            return
+        self.writes += 1
         try:
-            self.transport.write(packed)
+            self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
         except Exception as error:  # a transport closing under us (uvloop raises)
-            raise RedisConnectionError(f"Connection to Redis lost: {error}") from error
+            self.shut(RedisConnectionError, f"Connection to Redis lost: {error}")
 
     # The watchdog: one timer, following the oldest command waiting.
 
@@ -313,6 +333,7 @@ class RedisWire:
         self._connecting: asyncio.Task[_Connection] | None = None
         self._closed = False
         self._opened = 0
+        self._writes_closed = 0
 
     @property
     def connected(self) -> bool:
@@ -328,6 +349,12 @@ class RedisWire:
     def connections_opened(self) -> int:
         """How many connections this wire has opened so far."""
         return self._opened
+
+    @property
+    def writes(self) -> int:
+        """How many writes (system calls) have carried commands so far, over every connection."""
+        current = self._connection.writes if self._connection is not None else 0
+        return self._writes_closed + current
 
     async def call(self, *args: Arg) -> Any:
         """Send one command and return its reply.
@@ -514,6 +541,7 @@ class RedisWire:
 
     def _forget(self, connection: _Connection) -> None:
         """A connection closed (lost, stalled, closed): the next call opens a new one."""
+        self._writes_closed += connection.writes
         if self._connection is connection:
             self._connection = None
 

@@ -118,6 +118,21 @@ async def test_concurrent_callers_each_get_their_own_reply(wire: RedisWire, pref
     assert wire.pending == 0
 
 
+async def test_the_commands_of_one_turn_of_the_loop_leave_in_one_write(
+    wire: RedisWire, prefix: str
+) -> None:
+    """Callers that send in the same turn of the event loop share one system call; a caller
+    alone still gets its own, at the end of its turn."""
+    await wire.call("SET", f"{prefix}k", b"v")
+    before = wire.writes
+    replies = await asyncio.gather(*(wire.call("GET", f"{prefix}k") for _ in range(200)))
+    assert replies == [b"v"] * 200
+    assert wire.writes == before + 1
+    for _ in range(3):
+        assert await wire.call("GET", f"{prefix}k") == b"v"
+    assert wire.writes == before + 4
+
+
 async def test_concurrent_first_callers_share_one_connection(own_redis: RedisProcess) -> None:
     wire = RedisWire(own_redis.url)
     try:
