@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import orjson
@@ -29,18 +28,6 @@ from tests.support import RedisProcess
 
 # Refills one point in 1,000 s: nothing comes back while a test runs.
 TEN = BudgetSpec(capacity=10, restore_per_second=0.001)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix of the test's own on the shared Redis, removed afterwards."""
-    prefix = f"mgtest:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import socket
 import ssl
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,18 +46,6 @@ from tests.support import RedisProcess, free_port
 HANG_SECONDS = 20.0
 # For wires whose commands must not time out while a test holds the server frozen.
 PATIENT = 60.0
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """A key prefix of the test's own on the shared Redis, removed afterwards."""
-    prefix = f"mgtest:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 @pytest.fixture
