@@ -542,7 +542,7 @@ def _once(binder: Binder) -> Binder:
 def _node_id(value: str, argument: str) -> NodeId:
     type_name, ident = parse_node_id(value, argument)
     if type_name not in TYPES:
-        # An object outside the read model (a trade, a job): the resolvers fetch it.
+        # An object outside the read model (a job): the resolvers fetch it.
         raise NotCompilable(f"a {type_name} id")
     return NodeId(type_name, ident)
 
