@@ -12,7 +12,11 @@ script's keys live in one Cluster slot:
 * ``...:seq``: the generation, advanced by every invalidation;
 * ``...:floor``: entries read before this generation are void (a flush).
 
-A lookup is one ``MGET`` (the entry, the generation, the floor). A store and an
+A lookup is one script that answers the entry's header, the generation and
+the floor, but not the body: the body comes from this process's near copy
+(``infra.near_copies``) when that copy was kept under the same header, which
+is the common case; otherwise (another process stored it, or the copy was
+evicted) a second command, one ``MGET``, reads the entry whole. A store and an
 invalidation are one script each, so a store that checks the tags'
 generations and an invalidation that drops the tags' entries cannot
 interleave. Scripts drop entries they find through the tag sets; those keys
@@ -47,6 +51,7 @@ import structlog
 
 from domain.ports import CachedResponse, Lookup
 from infra.metrics import CACHE_INVALIDATIONS, CACHE_REDIS_ERRORS
+from infra.near_copies import NearCopies
 from infra.redis import RETRY_SECONDS, RedisBreaker
 from infra.redis_wire import RedisWire, Script
 from infra.settings import Settings
@@ -60,6 +65,17 @@ GENERATION_SECONDS = 3_600
 UNLINK_CHUNK = 500
 
 T = TypeVar("T")
+
+# The entry's first bytes: its header (about a hundred bytes) and a little of the body.
+HEAD_BYTES = 256
+
+_HEAD = """
+return {
+  redis.call('GETRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1),
+  redis.call('GET', KEYS[2]),
+  redis.call('GET', KEYS[3])
+}
+"""
 
 _STORE = """
 local since = tonumber(ARGV[3])
@@ -102,17 +118,16 @@ return generation
 """
 
 
-def encode_entry(entry: CachedResponse) -> bytes:
-    header = orjson.dumps(
+def encode_header(entry: CachedResponse) -> bytes:
+    """Everything about an entry but its body, on one line (JSON has no raw newline)."""
+    return orjson.dumps(
         [entry.actual_cost, entry.etag, entry.stored_at, entry.fresh_until, entry.generation]
     )
-    return header + b"\n" + entry.body
 
 
-def decode_entry(raw: bytes) -> CachedResponse:
-    split = raw.index(b"\n")
-    actual, etag, stored_at, fresh_until, generation = orjson.loads(raw[:split])
-    return CachedResponse(raw[split + 1 :], actual, etag, stored_at, fresh_until, generation)
+def with_body(header: bytes, body: bytes) -> CachedResponse:
+    actual, etag, stored_at, fresh_until, generation = orjson.loads(header)
+    return CachedResponse(body, actual, etag, stored_at, fresh_until, generation)
 
 
 class RedisResponseStore:
@@ -124,8 +139,10 @@ class RedisResponseStore:
         prefix: str,
         breaker: RedisBreaker,
         retry_seconds: float = RETRY_SECONDS,
+        near: NearCopies | None = None,
     ) -> None:
         self._wire = wire
+        self._near = near if near is not None else NearCopies(0, 0)
         self._breaker = breaker
         self._retry_seconds = retry_seconds
         base = "{" + prefix + "cache}"
@@ -134,6 +151,7 @@ class RedisResponseStore:
         self._generation = base + ":g:"
         self._seq = base + ":seq"
         self._floor = base + ":floor"
+        self._head = Script(_HEAD)
         self._store = Script(_STORE)
         self._invalidate = Script(_INVALIDATE)
         self._flush = Script(_FLUSH)
@@ -148,22 +166,50 @@ class RedisResponseStore:
     async def lookup(self, key: str) -> Lookup | None:
         if self._flush_pending and not await self._flush_now():
             return None
+        entry_key = self._entry + key
+
+        async def head() -> list[Any]:
+            found: list[Any] = await self._wire.evalsha(
+                self._head, (entry_key, self._seq, self._floor), (HEAD_BYTES,)
+            )
+            return found
+
+        found = await self._call("lookup", head)
+        if found is None:
+            return None
+        first, seq, floor = found
+        if not first:
+            return Lookup(None, int(seq or 0))
+        header, newline, _ = first.partition(b"\n")
+        body = self._near.get(key, header) if newline else None
+        if body is None:
+            return await self._read_whole(key, entry_key)
+        return self._current(with_body(header, body), seq, floor)
+
+    async def _read_whole(self, key: str, entry_key: str) -> Lookup | None:
+        """The entry read whole, with the generation and floor of the same moment; kept
+        as this process's near copy."""
 
         async def mget() -> list[Any]:
-            found: list[Any] = await self._wire.call(
-                "MGET", self._entry + key, self._seq, self._floor
-            )
+            found: list[Any] = await self._wire.call("MGET", entry_key, self._seq, self._floor)
             return found
 
         found = await self._call("lookup", mget)
         if found is None:
             return None
         raw, seq, floor = found
-        generation = int(seq or 0)
-        entry = decode_entry(raw) if raw is not None else None
-        if entry is not None and entry.generation < int(floor or 0):
-            entry = None
-        return Lookup(entry, generation)
+        if raw is None:
+            return Lookup(None, int(seq or 0))
+        split = raw.index(b"\n")
+        body = raw[split + 1 :]
+        self._near.put(key, raw[:split], body)
+        return self._current(with_body(raw[:split], body), seq, floor)
+
+    @staticmethod
+    def _current(entry: CachedResponse, seq: bytes | None, floor: bytes | None) -> Lookup:
+        if entry.generation < int(floor or 0):
+            return Lookup(None, int(seq or 0))  # voided by a flush
+        return Lookup(entry, int(seq or 0))
 
     async def store(
         self, key: str, entry: CachedResponse, tags: frozenset[str], ttl_seconds: int
@@ -173,12 +219,16 @@ class RedisResponseStore:
         keys = [self._entry + key, self._floor]
         for tag in tags:
             keys += [self._tagset + tag, self._generation + tag]
-        args: list[bytes | int] = [encode_entry(entry), ttl_seconds, entry.generation]
+        header = encode_header(entry)
+        args: list[bytes | int] = [header + b"\n" + entry.body, ttl_seconds, entry.generation]
 
         async def run() -> Any:
             return await self._wire.evalsha(self._store, keys, args)
 
-        return bool(await self._call("store", run))
+        stored = bool(await self._call("store", run))
+        if stored:
+            self._near.put(key, header, entry.body)
+        return stored
 
     async def invalidate(self, tags: frozenset[str]) -> None:
         if not tags:
@@ -375,10 +425,11 @@ def response_store(
     settings: Settings, wire: RedisWire | None, breaker: RedisBreaker
 ) -> RedisResponseStore | MemoryResponseStore | None:
     """The response cache's store: on Redis (``wire``, from ``cache_wire``), shared by every
-    process, when configured; else an LRU in this process (the embedded default runs one
-    process). None when off."""
+    process, with near copies of the bodies it handles in this one, when configured; else
+    an LRU in this process (the embedded default runs one process). None when off."""
     if not settings.response_cache:
         return None
     if wire is not None:
-        return RedisResponseStore(wire, settings.redis_key_prefix, breaker)
+        near = NearCopies(settings.cache_max_entries, settings.cache_near_bytes)
+        return RedisResponseStore(wire, settings.redis_key_prefix, breaker, near=near)
     return MemoryResponseStore(settings.cache_max_entries, settings.cache_max_bytes)

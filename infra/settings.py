@@ -105,6 +105,7 @@ class Settings:
     cache_max_entries: int = 10_000
     cache_max_bytes: int = 256_000_000
     cache_max_entry_bytes: int = 1_000_000
+    cache_near_bytes: int = 64_000_000
     apq: bool = True
     apq_ttl_seconds: int = 86_400
     trusted_documents: str = "off"
@@ -211,6 +212,7 @@ class Settings:
             cache_max_entries=_int(env, "CACHE_MAX_ENTRIES", 10_000, 1, 10_000_000),
             cache_max_bytes=_int(env, "CACHE_MAX_BYTES", 256_000_000, 1_000, 100_000_000_000),
             cache_max_entry_bytes=_int(env, "CACHE_MAX_ENTRY_BYTES", 1_000_000, 100, 100_000_000),
+            cache_near_bytes=_int(env, "CACHE_NEAR_BYTES", 64_000_000, 0, 100_000_000_000),
             apq=_flag(env, "APQ", default=True),
             apq_ttl_seconds=_int(env, "APQ_TTL_SECONDS", 86_400, 1, 365 * 86_400),
             trusted_documents=_choice(env, "TRUSTED_DOCUMENTS", "off", TRUST_MODES),

@@ -10,11 +10,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from domain.ports import CachedResponse, ResponseStore
 from infra.cache import MemoryResponseStore, RedisResponseStore
+from infra.near_copies import NearCopies
 from infra.redis import RedisBreaker, create_redis
 from infra.redis_wire import RedisWire
 from tests.conftest import REDIS_URL
@@ -22,22 +24,42 @@ from tests.conftest import REDIS_URL
 TAGS = frozenset({"Market:1", "markets"})
 
 
-@pytest.fixture(params=["redis", "memory"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
-    if request.param == "memory":
-        yield MemoryResponseStore(max_entries=100, max_bytes=100_000)
-        return
+class RecordingWire(RedisWire):
+    """A real wire that also notes each command's name and reply (evalsha goes through call)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, timeout=1.0)
+        self.seen: list[tuple[str, Any]] = []
+
+    async def call(self, *args: Any) -> Any:
+        reply = await super().call(*args)
+        self.seen.append((str(args[0]), reply))
+        return reply
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """A key prefix of the test's own, its keys removed afterwards."""
     prefix = f"mgtest-store:{uuid.uuid4().hex[:8]}:"
-    wire = RedisWire(REDIS_URL, timeout=1.0)
-    found = RedisResponseStore(wire, prefix, RedisBreaker())
-    yield found
-    await found.close()
-    await wire.close()
+    yield prefix
     client = create_redis(REDIS_URL, pool_size=4)
     keys = [key async for key in client.scan_iter(match="{" + prefix + "*")]
     if keys:
         await client.delete(*keys)
     await client.aclose(close_connection_pool=True)
+
+
+@pytest.fixture(params=["redis", "redis-near", "memory"])
+async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[ResponseStore]:
+    if request.param == "memory":
+        yield MemoryResponseStore(max_entries=100, max_bytes=100_000)
+        return
+    wire = RedisWire(REDIS_URL, timeout=1.0)
+    near = NearCopies(100, 100_000) if request.param == "redis-near" else None
+    found = RedisResponseStore(wire, prefix, RedisBreaker(), near=near)
+    yield found
+    await found.close()
+    await wire.close()
 
 
 def entry(generation: int, body: bytes = b'{"data":{"x":1}}') -> CachedResponse:
@@ -137,6 +159,88 @@ async def test_an_unreachable_redis_is_a_bypass_and_a_lost_invalidation_a_flush(
     finally:
         await store.close()
         await dead.close()
+
+
+async def test_a_hit_on_a_near_copy_reads_only_the_entry_header_from_redis(prefix: str) -> None:
+    body = b'{"data":{"big":"' + b"x" * 20_000 + b'"}}'
+    wire, other_wire = RecordingWire(REDIS_URL), RecordingWire(REDIS_URL)
+    here = RedisResponseStore(wire, prefix, RedisBreaker(), near=NearCopies(10, 1_000_000))
+    there = RedisResponseStore(other_wire, prefix, RedisBreaker(), near=NearCopies(10, 1_000_000))
+    try:
+        kept = entry(await generation(here, "a"), body)
+        assert await here.store("a", kept, TAGS, 60)
+        wire.seen.clear()
+        found = await here.lookup("a")
+        assert found is not None
+        assert found.entry == kept
+        # One command, and its reply holds no more than the header and the body's start.
+        assert [name for name, _ in wire.seen] == ["EVALSHA"]
+        assert len(wire.seen[0][1][0]) <= 256
+
+        # Another process has no copy: it reads the entry whole once, then from its copy.
+        found = await there.lookup("a")
+        assert found is not None
+        assert found.entry == kept
+        assert [name for name, _ in other_wire.seen] == ["EVALSHA", "MGET"]
+        other_wire.seen.clear()
+        found = await there.lookup("a")
+        assert found is not None
+        assert found.entry == kept
+        assert [name for name, _ in other_wire.seen] == ["EVALSHA"]
+    finally:
+        await wire.close()
+        await other_wire.close()
+
+
+async def test_a_near_copy_never_outlives_what_redis_holds(prefix: str) -> None:
+    """Replaced by another process, invalidated, or voided by a flush: Redis decides."""
+    wire, other_wire = RedisWire(REDIS_URL, timeout=1.0), RedisWire(REDIS_URL, timeout=1.0)
+    here = RedisResponseStore(wire, prefix, RedisBreaker(), near=NearCopies(10, 1_000_000))
+    there = RedisResponseStore(other_wire, prefix, RedisBreaker(), near=NearCopies(10, 1_000_000))
+    client = create_redis(REDIS_URL, pool_size=2)
+    try:
+        first = entry(await generation(here, "a"), b'{"data":{"v":1}}')
+        assert await here.store("a", first, TAGS, 60)
+        second = entry(await generation(there, "a"), b'{"data":{"v":2}}')
+        assert await there.store("a", second, TAGS, 60)
+        found = await here.lookup("a")
+        assert found is not None
+        assert found.entry == second
+
+        await there.invalidate(frozenset({"markets"}))
+        found = await here.lookup("a")
+        assert found is not None
+        assert found.entry is None
+
+        third = entry(await generation(here, "a"), b'{"data":{"v":3}}')
+        assert await here.store("a", third, TAGS, 60)
+        # A flush raises the floor past every generation read so far.
+        await client.set("{" + prefix + "cache}:floor", third.generation + 1)
+        found = await here.lookup("a")
+        assert found is not None
+        assert found.entry is None
+    finally:
+        await wire.close()
+        await other_wire.close()
+        await client.aclose(close_connection_pool=True)
+
+
+def test_near_copies_are_bounded_and_answer_only_their_own_header() -> None:
+    near = NearCopies(max_entries=2, max_bytes=100)
+    near.put("a", b"h1", b"x" * 10)
+    assert near.get("a", b"h1") == b"x" * 10
+    assert near.get("a", b"h2") is None
+    near.put("b", b"h1", b"y" * 10)
+    near.get("a", b"h1")  # a is now the most recently used
+    near.put("c", b"h1", b"z" * 10)
+    assert near.get("b", b"h1") is None
+    assert len(near) == 2
+    near.put("d", b"h1", b"w" * 90)  # 92 bytes: only d fits beside nothing else
+    assert len(near) == 1
+    assert near.bytes == 92
+    near.put("e", b"h1", b"v" * 200)  # larger than the bound: not kept, d stays
+    assert near.get("e", b"h1") is None
+    assert near.get("d", b"h1") == b"w" * 90
 
 
 def test_the_memory_store_is_bounded_in_entries_and_bytes() -> None:
