@@ -111,6 +111,11 @@ async def test_a_scrape_sums_the_counts_of_both_workers(
         sent += 10
         if len(graphql_requests_by_process(metrics_dir)) >= 2:
             break
+    # Each worker writes its request counts at least once a second (infra.metrics.Tally).
+    deadline = time.monotonic() + 10
+    while sum(graphql_requests_by_process(metrics_dir).values()) < sent:
+        assert time.monotonic() < deadline, graphql_requests_by_process(metrics_dir)
+        await asyncio.sleep(0.1)
     by_process = graphql_requests_by_process(metrics_dir)
     assert len(by_process) == 2, by_process  # both workers served some
     assert sum(by_process.values()) == sent
@@ -135,6 +140,15 @@ async def test_operations_are_counted_by_name_over_both_workers(
     def delta(name: str, labels: dict[str, str]) -> float:
         return after.get(key(name, labels), 0.0) - before.get(key(name, labels), 0.0)
 
+    # The worker that did not answer the scrape writes its counts within a second.
+    deadline = time.monotonic() + 10
+    while (
+        delta("marketgraph_graphql_operations_total", named) < 12
+        or delta("marketgraph_graphql_operations_total", anonymous) < 5
+    ):
+        assert time.monotonic() < deadline, "a worker's counts never reached the scrape"
+        await asyncio.sleep(0.1)
+        after = await scrape(two_workers.url)
     assert delta("marketgraph_graphql_operations_total", named) == 12
     assert delta("marketgraph_graphql_operations_total", anonymous) == 5
     latency = {"operation": "TopMarkets", "outcome": "ok"}
