@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.metrics import tally
 from infra.settings import Settings
 from tests.api.caching import CacheClient, cache_server, cached_settings, markets_locked, until
 from tests.conftest import CREATE_MARKET, future
@@ -28,6 +29,7 @@ STALE = "marketgraph_cache_stale_served_total"
 
 
 def metric(name: str) -> float:
+    tally.flush()  # the server's batch of per-request counts, as a scrape writes it first
     return REGISTRY.get_sample_value(name) or 0.0
 
 
