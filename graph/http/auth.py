@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.requests import Request
-
 from domain.ports import AccessClaims, InvalidToken
 from graph.context import Context
 from graph.errors import ApiError, ErrorCode
+from graph.http.messages import HttpRequest
 from graph.http.protocol import RequestFailed
 
 _CHALLENGE = 'Bearer realm="marketgraph"'
 _INVALID = 'Bearer realm="marketgraph", error="invalid_token"'
 
 
-def claims(request: Request, decode: Callable[[str], AccessClaims]) -> AccessClaims | None:
+def claims(request: HttpRequest, decode: Callable[[str], AccessClaims]) -> AccessClaims | None:
     """The claims of the request's bearer token, None without one; 401 for a bad one."""
-    header = request.headers.get("authorization")
+    header = request.header(b"authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")

@@ -36,8 +36,6 @@ import structlog
 from graphql import GraphQLError, GraphQLSchema, OperationType
 from graphql.error import GraphQLSyntaxError
 from graphql.execution.values import VariableValues
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from domain.ports import AccessClaims, CompiledReads
@@ -66,9 +64,9 @@ from graph.execution import Executed, OutageCheck, run_operation
 from graph.graphiql import graphiql_html
 from graph.http import auth
 from graph.http.memo import Planned, RequestMemo
+from graph.http.messages import JSON, HttpRequest, Reply
 from graph.http.protocol import (
     GRAPHQL_RESPONSE,
-    JSON,
     GraphQLRequest,
     RequestFailed,
     bad_request,
@@ -211,22 +209,15 @@ class GraphQLEndpoint:
         self._memo = RequestMemo()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The endpoint as an ASGI app: the response goes out as two messages, without
-        Starlette's per-response machinery."""
-        response = await self.handle(Request(scope, receive))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        """The endpoint as an ASGI app (``graph.http.messages``: no Starlette request or
+        response objects)."""
+        reply = await self.handle(HttpRequest(scope, receive))
+        await reply.send(send)
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: HttpRequest) -> Reply:
         started = time.perf_counter()
-        request_id: str = request.state.request_id
-        media = media_type(request.headers.get("accept"))
+        request_id = request.request_id
+        media = media_type(request.header(b"accept"))
         entry = _Log()
         context: Context | None = None
         # Whether the caller's identity is known (their token checked against the database):
@@ -236,7 +227,7 @@ class GraphQLEndpoint:
             if request.method not in ("GET", "POST"):
                 raise bad_request("Use GET or POST.", 405, Allow="GET, POST")
             if request.method == "GET" and self._wants_graphiql(request):
-                return HTMLResponse(self._graphiql_html)
+                return Reply(self._graphiql_html.encode(), media_type="text/html")
             if media is None:
                 raise bad_request(f"Accept {JSON} or {GRAPHQL_RESPONSE}.", 406)
             source = await request_source(request, self._max_body)
@@ -268,19 +259,17 @@ class GraphQLEndpoint:
                 )
             else:
                 self._within_cost_limit(requested)
-                conditional = (
-                    request.headers.get("if-none-match") if request.method == "GET" else None
-                )
+                conditional = request.header(b"if-none-match") if request.method == "GET" else None
                 response = await self._execute(planned, context, media, entry, conditional)
         except RequestFailed as failure:
             entry.outcome = "rejected"
             allowance = await self._known_allowance(request, context, identified)
             cost = _cost_extension(entry.requested or 0, 0, allowance)
-            response = Response(
+            response = Reply(
                 failure_body(failure, {"cost": cost}),
-                status_code=failure.status_for(media),
-                media_type=media or JSON,
-                headers={**failure.headers, **_rate_headers(allowance)},
+                failure.status_for(media),
+                media or JSON,
+                {**failure.headers, **_rate_headers(allowance)},
             )
         except Exception as error:
             # No budget call while something fails: the cost is said, the budget is not.
@@ -304,7 +293,12 @@ class GraphQLEndpoint:
         return response
 
     async def _plan(
-        self, request: Request, source: bytes, gql: GraphQLRequest, document: Document, entry: _Log
+        self,
+        request: HttpRequest,
+        source: bytes,
+        gql: GraphQLRequest,
+        document: Document,
+        entry: _Log,
     ) -> Planned:
         """Work out what ``source`` stands for; kept in the memo once it all succeeded."""
         prepared = document.prepared or self._prepare(document.text)
@@ -330,7 +324,7 @@ class GraphQLEndpoint:
         request_id: str,
         entry: _Log,
         elapsed: float,
-        response: Response,
+        response: Reply,
         context: Context | None,
     ) -> None:
         log.info(
@@ -342,7 +336,7 @@ class GraphQLEndpoint:
             outcome=entry.outcome,
             path=entry.path,
             cache=entry.cache,
-            status=response.status_code,
+            status=response.status,
             requested_cost=entry.requested,
             actual_cost=entry.actual,
             viewer_id=str(context.viewer_id) if context and context.viewer_id else None,
@@ -350,19 +344,19 @@ class GraphQLEndpoint:
 
     # --- before execution ------------------------------------------------------------------
 
-    def _wants_graphiql(self, request: Request) -> bool:
+    def _wants_graphiql(self, request: HttpRequest) -> bool:
         return (
             self._graphiql
             and "query" not in request.query_params
-            and "text/html" in request.headers.get("accept", "")
+            and "text/html" in (request.header(b"accept") or "")
         )
 
-    def _context(self, request: Request, request_id: str) -> Context:
+    def _context(self, request: HttpRequest, request_id: str) -> Context:
         return Context(
             request_id=request_id,
             services=self._services,
             claims=auth.claims(request, self._decode_access),
-            client_ip=request.client.host if request.client else None,
+            client_ip=request.client_ip,
         )
 
     async def _document(self, gql: GraphQLRequest) -> Document:
@@ -374,7 +368,7 @@ class GraphQLEndpoint:
             raise RequestFailed(400, error.code, error.message, legacy_ok=True) from None
 
     async def _admitted_admin(
-        self, document: Document, request: Request, request_id: str
+        self, document: Document, request: HttpRequest, request_id: str
     ) -> Context:
         """The context of an admin allowed to run an untrusted document; refuses anyone else.
 
@@ -468,7 +462,7 @@ class GraphQLEndpoint:
         requested: int,
         allowance: Allowance,
         media: str,
-    ) -> Response:
+    ) -> Reply:
         rows = [
             row for row in explain(operation, variables) if row["kind"] != "leaf" or row["cost"]
         ]
@@ -477,10 +471,10 @@ class GraphQLEndpoint:
             "maximumQueryCost": self._limits.max_cost,
         }
         body = {"extensions": {"cost": cost, "costExplain": rows}}
-        return Response(encode(body), media_type=media, headers=_rate_headers(allowance))
+        return Reply(encode(body), media_type=media, headers=_rate_headers(allowance))
 
     async def _known_allowance(
-        self, request: Request, context: Context | None, identified: bool
+        self, request: HttpRequest, context: Context | None, identified: bool
     ) -> Allowance:
         """The budget a refused request would have spent from, when it is known without the
         database: an anonymous caller's (by address), or a signed-in one's once their token
@@ -488,12 +482,11 @@ class GraphQLEndpoint:
         try:
             if identified and context is not None:
                 return await self._budgets.peek(await context.actor(), context.client_ip)
-            if "authorization" not in request.headers:
-                client = request.client.host if request.client else None
-                return await self._budgets.peek(None, client)
+            if not request.has_header(b"authorization"):
+                return await self._budgets.peek(None, request.client_ip)
         except Exception:
             # The refusal is the answer; its figures are not worth failing it for.
-            log.exception("graphql.budget_peek_failed", request_id=request.state.request_id)
+            log.exception("graphql.budget_peek_failed", request_id=request.request_id)
         return UNLIMITED
 
     # --- execution ---------------------------------------------------------------------------
@@ -505,7 +498,7 @@ class GraphQLEndpoint:
         media: str,
         entry: _Log,
         conditional: str | None,
-    ) -> Response:
+    ) -> Reply:
         actor = await context.actor()
         cache = self._cache
         operation, requested = planned.operation, planned.requested
@@ -569,13 +562,13 @@ class GraphQLEndpoint:
             headers.update(cache_headers(policy, etag, max_age))
             if etag is not None and matches(conditional, etag):
                 entry.outcome = "not_modified"
-                return Response(status_code=304, headers=headers)
+                return Reply(status=304, media_type=None, headers=headers)
         extensions = encode(
             {"cost": _cost_extension(requested, actual, allowance), "cache": served.status.value}
         )
         # One copy of the stored bytes, their closing brace replaced by this request's own.
         content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))
-        return Response(content, status_code=status, media_type=media, headers=headers)
+        return Reply(content, status, media, headers)
 
     async def _run(self, planned: Planned, context: Context, entry: _Log) -> _Answer:
         """Execute the operation: compiled when it can be, else on the resolver path."""
@@ -668,7 +661,7 @@ class GraphQLEndpoint:
             cacheable=True,
         )
 
-    def _throttled(self, allowance: Allowance, requested: int, media: str) -> Response:
+    def _throttled(self, allowance: Allowance, requested: int, media: str) -> Reply:
         if allowance.retry_after is None:
             # Waiting would not help: the cost is over the whole budget of this kind of caller.
             raise RequestFailed(
@@ -699,10 +692,10 @@ class GraphQLEndpoint:
             "extensions": {"cost": _cost_extension(requested, 0, allowance)},
         }
         headers = {**_rate_headers(allowance), "Retry-After": str(retry_after)}
-        return Response(encode(body), status_code=429, media_type=media, headers=headers)
+        return Reply(encode(body), 429, media, headers)
 
     @staticmethod
-    def _unavailable(request_id: str, media: str | None, cost: dict[str, Any]) -> Response:
+    def _unavailable(request_id: str, media: str | None, cost: dict[str, Any]) -> Reply:
         body = {
             "errors": [
                 {
@@ -716,15 +709,12 @@ class GraphQLEndpoint:
             ],
             "extensions": {"cost": cost},
         }
-        return Response(
-            encode(body),
-            status_code=503,
-            media_type=media or JSON,
-            headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+        return Reply(
+            encode(body), 503, media or JSON, {"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
         )
 
     @staticmethod
-    def _internal(request_id: str, media: str | None, cost: dict[str, Any]) -> Response:
+    def _internal(request_id: str, media: str | None, cost: dict[str, Any]) -> Reply:
         body = {
             "errors": [
                 {
@@ -737,7 +727,7 @@ class GraphQLEndpoint:
             ],
             "extensions": {"cost": cost},
         }
-        return Response(encode(body), status_code=500, media_type=media or JSON)
+        return Reply(encode(body), 500, media or JSON)
 
 
 class _Coded(RequestFailed):

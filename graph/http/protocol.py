@@ -30,11 +30,11 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 
 from graph.errors import ErrorCode
+from graph.http.messages import JSON, HttpRequest
 
-JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 # Routed here rather than left to Starlette so that a 405 carries an error code too.
 ROUTED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -190,13 +190,12 @@ def _graphql_request(payload: Any, max_operation_name: int) -> GraphQLRequest:
     )
 
 
-async def request_source(request: Request, max_body: int) -> bytes:
+async def request_source(request: HttpRequest, max_body: int) -> bytes:
     """The bytes a GraphQL request comes in: a GET's query string, a POST's JSON body (its
     content type and size checked). Equal bytes with the same method are the same request."""
     if request.method == "GET":
-        source: bytes = request.scope["query_string"]
-        return source
-    content_type = request.headers.get("content-type", "")
+        return request.query_string
+    content_type = request.header(b"content-type") or ""
     kind, _, params_text = content_type.partition(";")
     if kind.strip().lower() != JSON:
         raise bad_request(f"Send the request as {JSON}.", 415, **{"Accept-Post": JSON})
@@ -206,7 +205,7 @@ async def request_source(request: Request, max_body: int) -> bytes:
     return await _body_bytes(request, max_body)
 
 
-def parse_request(request: Request, source: bytes, max_operation_name: int) -> GraphQLRequest:
+def parse_request(request: HttpRequest, source: bytes, max_operation_name: int) -> GraphQLRequest:
     """The GraphQL request in ``source`` (``request_source``): GET parameters or a JSON body."""
     if request.method == "GET":
         params = request.query_params
@@ -229,8 +228,8 @@ def parse_request(request: Request, source: bytes, max_operation_name: int) -> G
     return _graphql_request(_loads(source, "request body"), max_operation_name)
 
 
-async def _body_bytes(request: Request, max_body: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _body_bytes(request: HttpRequest, max_body: int) -> bytes:
+    declared = request.header(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise _too_large(max_body, int(declared))
     # Straight from the ASGI messages: a body almost always comes in one, and Starlette's
