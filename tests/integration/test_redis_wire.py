@@ -618,11 +618,13 @@ class Busy(asyncio.Protocol):
         self.redis_server = redis_server
         self.redis_socket = redis_socket
         self.past_deadline = past_deadline
+        # Checked by the test: an assertion in a protocol callback would only be logged.
+        self.reply_was_in_time = False
 
     def data_received(self, data: bytes) -> None:
         self.redis_server.thaw()
         readable, _, _ = select.select([self.redis_socket], [], [], HANG_SECONDS)
-        assert readable
+        self.reply_was_in_time = bool(readable)
         time.sleep(self.past_deadline)
 
 
@@ -637,19 +639,26 @@ async def reply_read_late(redis_server: RedisProcess) -> bytes:
         connection = wire._connection  # the test watches the socket underneath
         assert connection is not None
         redis_socket = connection.transport.get_extra_info("socket")
-        busy, _ = await loop.connect_accepted_socket(
-            lambda: Busy(redis_server, redis_socket, 1.5 * timeout), ours
-        )
+        protocol = Busy(redis_server, redis_socket, 1.5 * timeout)
+        busy, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
         redis_server.freeze()
         try:
+            written = wire.writes
             task = asyncio.create_task(wire.call("ECHO", "in time"))
-            await asyncio.sleep(0)  # the task sends its command
+            # The command leaves at the end of the loop's turn (the wire coalesces writes):
+            # it must be in the socket before Busy waits for its reply.
+            for _ in range(10):
+                await asyncio.sleep(0)
+                if wire.writes > written:
+                    break
+            assert wire.writes == written + 1
             assert wire.pending == 1
             theirs.send(b"x")  # wakes Busy up
             reply: bytes = await task
         finally:
             redis_server.thaw()
         busy.close()
+        assert protocol.reply_was_in_time
         return reply
     finally:
         theirs.close()
