@@ -15,7 +15,11 @@ import jwt
 import orjson
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.support import GraphQLClient, LiveServer, MakeAccount, MakeMarket, without_extensions
 
@@ -542,6 +546,41 @@ async def test_request_id_is_returned_on_rejected_requests_too(http: httpx.Async
     response = await post_raw(http, b"{}", content_type="text/plain")
     assert response.status_code == 415
     assert response.headers["x-request-id"]
+
+
+async def test_an_unhandled_error_is_a_500_that_is_counted_and_carries_its_request_id(
+    http: httpx.AsyncClient, server: LiveServer
+) -> None:
+    """Edge sits outside Starlette's error middleware, so its 500s are seen like the rest."""
+
+    async def boom(_request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    def five_hundreds(text: str) -> float:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "marketgraph_http_requests_total" and sample.labels == {
+                    "route": "other",
+                    "status": "500",
+                }:
+                    return sample.value
+        return 0.0
+
+    route = Route("/test-unhandled-error", boom)
+    server.app.router.routes.append(route)
+    try:
+        before = five_hundreds((await http.get("/metrics")).text)
+        # uvicorn closes the connection after an unhandled error: not one to reuse.
+        response = await http.get(
+            "/test-unhandled-error", headers={"x-request-id": "bug-1", "connection": "close"}
+        )
+        after = five_hundreds((await http.get("/metrics")).text)
+    finally:
+        server.app.router.routes.remove(route)
+    assert response.status_code == 500
+    assert "a bug" not in response.text
+    assert response.headers["x-request-id"] == "bug-1"
+    assert after == before + 1
 
 
 # --- the operation log ----------------------------------------------------------------------
