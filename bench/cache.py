@@ -103,6 +103,8 @@ def parse_args(argv: Sequence[str] | None) -> CacheConfig:
 def mode_env(config: CacheConfig, mode: str, prefix: str, **extra: str) -> dict[str, str]:
     """bench/run.py's server environment, with the cache as the mode has it."""
     env = base.server_env(config.base)
+    # bench/run.py turns budgets off; here every request pays, hit or miss, as in production.
+    env["RATE_LIMITS"] = "on"
     env["BUDGET_ANONYMOUS"] = ROOMY_BUDGET
     # A key space per server: each starts with an empty cache (the fingerprint does not
     # tell a one-second max age from the default one).

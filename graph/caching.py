@@ -150,6 +150,10 @@ def _ignore(_event: str) -> None:
     return None
 
 
+def _keep(_outcome: _Outcome) -> None:
+    return None
+
+
 def etag_of(body: bytes) -> str:
     """A weak validator: equal for equal data (the extensions around it differ per request)."""
     return 'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
@@ -318,7 +322,9 @@ class ResponseCache:
                     self._observe("hit")
                     return Served(CacheStatus.HIT, entry=found.entry)
                 generation = found.generation
-            served, outcome = await self._miss(key, generation, policy, operation, viewer, run)
+            served, outcome = await self._miss(
+                key, generation, policy, operation, viewer, run, flight.finish
+            )
             return served
         finally:
             flight.finish(outcome)
@@ -333,9 +339,12 @@ class ResponseCache:
         operation: OperationFigures,
         viewer: UUID | None,
         run: Callable[[], Awaitable[A]],
+        publish: Callable[[_Outcome], None] = _keep,
     ) -> tuple[Served[A], _Outcome | None]:
         """Run the operation and keep its answer if it may be; also what identical requests
-        waiting for it may take (None: nothing, it has errors)."""
+        waiting for it may take (None: nothing, it has errors), handed to ``publish`` as
+        soon as it is known: they need not wait for the store (Redis may take
+        milliseconds over an answer with hundreds of tags)."""
         self._observe("miss")
         answer = await run()
         if not answer.cacheable:
@@ -350,6 +359,8 @@ class ResponseCache:
             fresh_until=now + policy.max_age,
             generation=generation,
         )
+        outcome = _Outcome(entry, generation)
+        publish(outcome)
         stored = False
         if len(answer.body) <= self._settings.max_entry_bytes and self._store is not None:
             tags = self._tags.collect(operation, answer.data or {})
@@ -359,7 +370,7 @@ class ResponseCache:
                 key, entry, frozenset(tags), policy.max_age + self._settings.stale_seconds
             )
         served = Served(CacheStatus.MISS, entry=entry if stored else None, answer=answer, etag=etag)
-        return served, _Outcome(entry, generation)
+        return served, outcome
 
 
 def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, str]:

@@ -244,10 +244,11 @@ async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_mos
                 asyncio.ensure_future(client.ask(LISTING + f" # {n}", {"word": word}))
                 for n in range(BATCH)
             ]
-            # A lookup and a take each, all answered: every request is held in PostgreSQL.
+            # A lookup (GETRANGE and MGET, in one write) and a take each, all answered:
+            # every request is held in PostgreSQL.
             try:
                 await until(
-                    lambda: proxy.commands - before == 2 * BATCH and proxy.awaiting == 0,
+                    lambda: proxy.commands - before == 3 * BATCH and proxy.awaiting == 0,
                     "every request has looked up and paid",
                 )
             except AssertionError as error:

@@ -20,6 +20,7 @@ import orjson
 from graphql import GraphQLSchema
 
 from domain.changes import Changes, Kind
+from domain.ports import CachedResponse
 from graph.analysis import OperationFigures
 from graph.cache_policy import CacheHints
 from graph.caching import CacheSettings, CacheStatus, ResponseCache, Served
@@ -220,3 +221,41 @@ async def test_writes_that_keep_coming_still_cost_two_executions() -> None:
     assert len(setup.store) == 0
     after = await setup.ask(world)
     assert role(after) == "ADMIN"
+
+
+class SlowStore(MemoryResponseStore):
+    """The in-process store, whose stores wait until the test lets them through (Redis
+    storing an answer with hundreds of tags takes milliseconds)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=100, max_bytes=10_000_000)
+        self.stores_may_finish = asyncio.Event()
+
+    async def store(
+        self, key: str, entry: CachedResponse, tags: frozenset[str], ttl_seconds: int
+    ) -> bool:
+        await self.stores_may_finish.wait()
+        return await super().store(key, entry, tags, ttl_seconds)
+
+
+async def test_waiters_are_answered_without_waiting_for_the_store() -> None:
+    setup, world = Setup(), World()
+    slow = setup.store = SlowStore()
+    setup.cache = ResponseCache(
+        slow, CacheHints(SCHEMA), CacheSettings(wait_seconds=60), observe=setup.events.append
+    )
+    burst = setup.burst(world, BURST)
+    await until(lambda: setup.blocked(world) == BURST)
+    world.gate.set()
+    # Every waiter has its answer while the one that ran it is still storing it.
+    await until(lambda: sum(task.done() for task in burst) == BURST - 1)
+    [storing] = [task for task in burst if not task.done()]
+    slow.stores_may_finish.set()
+    leader = await storing
+    assert leader.status is CacheStatus.MISS
+    assert leader.entry is not None  # it was kept
+    assert world.executions == 1
+    assert [task.result().status for task in burst if task is not storing] == [CacheStatus.HIT] * (
+        BURST - 1
+    )
+    assert {role(task.result()) for task in burst} == {"USER"}
