@@ -29,7 +29,7 @@ class BudgetSpec:
             raise ValueError("a budget must refill at a positive rate")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, not frozen only for speed (graph.budgets.Allowance)
 class BudgetState:
     """A budget after a ``take``, ``refund`` or ``peek``.
 

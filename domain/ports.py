@@ -443,7 +443,7 @@ class CachedResponse:
     generation: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, not frozen only for speed (one per cache lookup)
 class Lookup:
     """What a response store holds under a key, and its invalidation generation now."""
 

@@ -18,9 +18,12 @@ from domain.policy import Actor
 from domain.ports import Budgets
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, and the budget's two objects per request cost a cache hit ~2 µs more.
+# Compared by identity (eq=False), which keeps it hashable: UNLIMITED is a field default.
+@dataclass(slots=True, eq=False)
 class Allowance:
-    """What the budget said about one request."""
+    """What the budget said about one request (a value: never changed once made)."""
 
     allowed: bool
     # False when budgets are off (RATE_LIMITS=off): no figures to report.

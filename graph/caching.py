@@ -95,7 +95,7 @@ class CacheSettings:
     fingerprint: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, not frozen only for speed (one per cached query)
 class Served(Generic[A]):
     """The cache's part in one request: a stored ``entry`` to answer from (a hit), or the
     ``answer`` this request executed, with its ETag when it is cacheable."""

@@ -189,10 +189,10 @@ class RedisResponseStore:
         if not first:
             return Lookup(None, int(seq or 0))
         header, newline, _ = first.partition(b"\n")
-        body = self._near.get(key, header) if newline else None
-        if body is None:
+        entry = self._near.get(key, header) if newline else None
+        if entry is None:
             return await self._read_whole(key, entry_key)
-        return self._current(with_body(header, body), seq, floor)
+        return self._current(entry, seq, floor)
 
     async def _read_whole(self, key: str, entry_key: str) -> Lookup | None:
         """The entry read whole, with the generation and floor of the same moment; kept
@@ -209,9 +209,9 @@ class RedisResponseStore:
         if raw is None:
             return Lookup(None, int(seq or 0))
         split = raw.index(b"\n")
-        body = raw[split + 1 :]
-        self._near.put(key, raw[:split], body)
-        return self._current(with_body(raw[:split], body), seq, floor)
+        entry = with_body(raw[:split], raw[split + 1 :])
+        self._near.put(key, raw[:split], entry)
+        return self._current(entry, seq, floor)
 
     @staticmethod
     def _current(entry: CachedResponse, seq: bytes | None, floor: bytes | None) -> Lookup:
@@ -240,7 +240,7 @@ class RedisResponseStore:
 
         stored = bool(await self._call("store", run))
         if stored:
-            self._near.put(key, header, entry.body)
+            self._near.put(key, header, entry)
         return stored
 
     async def invalidate(self, tags: frozenset[str]) -> None:

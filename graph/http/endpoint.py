@@ -531,7 +531,7 @@ class GraphQLEndpoint:
             return self._throttled(refused.allowance, requested, media)
         except _Outage as outage:
             raise outage.error from None
-        entry.cache = served.status.value
+        entry.cache = served.status  # a StrEnum: its own value
         if served.status is CacheStatus.HIT:
             assert served.entry is not None
             hit = served.entry
@@ -564,7 +564,7 @@ class GraphQLEndpoint:
                 entry.outcome = "not_modified"
                 return Reply(status=304, media_type=None, headers=headers)
         extensions = encode(
-            {"cost": _cost_extension(requested, actual, allowance), "cache": served.status.value}
+            {"cost": _cost_extension(requested, actual, allowance), "cache": served.status}
         )
         # One copy of the stored bytes, their closing brace replaced by this request's own.
         content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))

@@ -249,20 +249,22 @@ async def test_a_near_copy_never_outlives_what_redis_holds(prefix: str) -> None:
 
 def test_near_copies_are_bounded_and_answer_only_their_own_header() -> None:
     near = NearCopies(max_entries=2, max_bytes=100)
-    near.put("a", b"h1", b"x" * 10)
-    assert near.get("a", b"h1") == b"x" * 10
+    a, b, c = entry(0, b"x" * 10), entry(0, b"y" * 10), entry(0, b"z" * 10)
+    near.put("a", b"h1", a)
+    assert near.get("a", b"h1") is a
     assert near.get("a", b"h2") is None
-    near.put("b", b"h1", b"y" * 10)
+    near.put("b", b"h1", b)
     near.get("a", b"h1")  # a is now the most recently used
-    near.put("c", b"h1", b"z" * 10)
+    near.put("c", b"h1", c)
     assert near.get("b", b"h1") is None
     assert len(near) == 2
-    near.put("d", b"h1", b"w" * 90)  # 92 bytes: only d fits beside nothing else
+    d = entry(0, b"w" * 90)
+    near.put("d", b"h1", d)  # 92 bytes: only d fits beside nothing else
     assert len(near) == 1
     assert near.bytes == 92
-    near.put("e", b"h1", b"v" * 200)  # larger than the bound: not kept, d stays
+    near.put("e", b"h1", entry(0, b"v" * 200))  # larger than the bound: not kept, d stays
     assert near.get("e", b"h1") is None
-    assert near.get("d", b"h1") == b"w" * 90
+    assert near.get("d", b"h1") is d
 
 
 def test_the_memory_store_is_bounded_in_entries_and_bytes() -> None:
