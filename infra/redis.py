@@ -42,8 +42,17 @@ import structlog
 from prometheus_client import Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -70,6 +79,16 @@ RETRY_SECONDS = 5.0
 # Replies of a reachable server that nevertheless cannot serve us (out of
 # memory, refusing writes after a failed save, busy with a script): an outage.
 _SERVER_STATE_ERRORS = ("OOM", "MISCONF", "BUSY", "MASTERDOWN", "CLUSTERDOWN")
+# The server states redis-py gives classes of their own, the prefix stripped from their
+# messages (an OOM reply is OutOfMemoryError("command not allowed ...")).
+_SERVER_STATES = (
+    ReadOnlyError,
+    OutOfMemoryError,
+    MasterDownError,
+    BusyLoadingError,
+    ClusterDownError,
+    TryAgainError,
+)
 
 FALLBACKS = Counter(
     "marketgraph_redis_fallbacks_total",
@@ -147,7 +166,7 @@ def is_outage(error: BaseException) -> bool:
     """True for failures that mean Redis cannot serve us now; False for bugs and overload."""
     if isinstance(error, RedisBusy):
         return False
-    if isinstance(error, RedisConnectionError | RedisTimeoutError | ReadOnlyError | OSError):
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError, *_SERVER_STATES)):
         return True
     return isinstance(error, ResponseError) and str(error).startswith(_SERVER_STATE_ERRORS)
 
