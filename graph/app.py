@@ -6,7 +6,7 @@ import asyncio
 import gc
 import importlib.util
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -296,17 +296,17 @@ def create_app(settings: Settings, *, freeze_startup_heap: bool = False) -> Star
             yield
         finally:
             process_stopped()
-            await jobs.close()
+            steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [("jobs", jobs.close)]
             if cache_store is not None:
-                await cache_store.close()
-            for wire in wires:
-                await wire.close()
+                steps.append(("response_cache", cache_store.close))
+            steps += [("redis_wire", wire.close) for wire in wires]
             if redis is not None:
                 # The pool was passed in, so aclose() alone would leave its connections open.
-                await redis.aclose(close_connection_pool=True)
+                steps.append(("redis", lambda: redis.aclose(close_connection_pool=True)))
             if compiled_reads is not None:
-                await compiled_reads.close()
-            await engine.dispose()
+                steps.append(("compiled_reads", compiled_reads.close))
+            steps.append(("database", engine.dispose))
+            await shut_down(steps)
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -375,6 +375,16 @@ def create_app(settings: Settings, *, freeze_startup_heap: bool = False) -> Star
     app.state.trusted_documents = registry
     app.state.graphiql_assets_url = graphiql_assets_url
     return app
+
+
+async def shut_down(steps: list[tuple[str, Callable[[], Awaitable[object]]]]) -> None:
+    """Run every step, whatever the ones before it raised: with Redis gone at shutdown,
+    closing the job queue raised and the database pools were left open."""
+    for name, step in steps:
+        try:
+            await step()
+        except Exception as error:
+            log.warning("app.shutdown_step_failed", step=name, error=type(error).__name__)
 
 
 class Api(Starlette):
