@@ -32,6 +32,7 @@ from saq import CronJob, Worker
 from saq import Job as SaqJob
 from saq.queue.redis import RedisQueue
 from saq.types import PartialTimersDict
+from structlog.contextvars import bound_contextvars
 
 from domain.entities import Job
 from domain.services.jobs import AttemptFailed, JobRunner
@@ -163,7 +164,8 @@ async def run_job(ctx: dict[str, Any], *, job_id: str) -> str:
         await carrier.update()
 
     try:
-        job = await tasks.runner.run(UUID(job_id), heartbeat)
+        with bound_contextvars(job_id=job_id):
+            job = await tasks.runner.run(UUID(job_id), heartbeat)
     except AttemptFailed as failed:
         JOB_EVENTS.labels("failed" if failed.final else "retried").inc()
         log.warning(
@@ -181,7 +183,8 @@ async def run_job(ctx: dict[str, Any], *, job_id: str) -> str:
 async def _scheduled(ctx: dict[str, Any], name: str) -> object:
     tasks: WorkerTasks = ctx["tasks"]
     carrier: SaqJob = ctx["job"]
-    result = await tasks.task(name).run()
+    with bound_contextvars(scheduled_task=name):
+        result = await tasks.task(name).run()
     # One line per tick: with several workers, each tick appears once across all of them.
     log.info("jobs.scheduled", task=name, scheduled=carrier.scheduled, worker=ctx["worker"].id)
     return _summary(result)
@@ -304,7 +307,8 @@ class InProcessJobs:
         runner = self._require().runner
         while True:
             try:
-                await runner.run(job_id)
+                with bound_contextvars(job_id=str(job_id)):
+                    await runner.run(job_id)
             except AttemptFailed as failed:
                 log.warning(
                     "jobs.attempt_failed",
@@ -335,7 +339,8 @@ class InProcessJobs:
             await asyncio.sleep(max(0.0, (due[name] - datetime.now(UTC)).total_seconds()))
             task = next(t for t in scheduled if t.name == name)
             try:
-                await task.run()
+                with bound_contextvars(scheduled_task=name):
+                    await task.run()
             except Exception:
                 # The next tick tries again; a failing task must not stop the others.
                 log.exception("jobs.scheduled_failed", task=name)
