@@ -30,6 +30,7 @@ from tests.support import (
     LiveServer,
     MakeAccount,
     MakeMarket,
+    RedisProcess,
     sign_up_and_in,
 )
 
@@ -243,3 +244,13 @@ def make_market(gql: GraphQLClient) -> MakeMarket:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A redis-server of the test's own on a spare port: it may be stopped, frozen,
+    reconfigured or flushed without touching the machine's shared Redis."""
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.close()

@@ -51,18 +51,10 @@ def redis_errors(operation: str) -> float:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.close()
-
-
-@pytest.fixture
-async def cached(settings: Settings, redis_server: RedisProcess) -> AsyncIterator[CacheClient]:
+async def cached(settings: Settings, own_redis: RedisProcess) -> AsyncIterator[CacheClient]:
     # Without budgets, a query's only Redis call is the cache's lookup (and store). The
     # cache's timeout is the default: on a busy machine 50 ms timed out healthy replies.
-    tuned = cached_settings(settings, redis_url=redis_server.url, rate_limits=False)
+    tuned = cached_settings(settings, redis_url=own_redis.url, rate_limits=False)
     async with cache_server(tuned) as client:
         yield client
 
@@ -101,13 +93,13 @@ async def a_market(client: CacheClient) -> tuple[GraphQLClient, str, str]:
 
 
 async def test_redis_stopped_the_cache_is_bypassed_and_answers_stay_right(
-    cached: CacheClient, redis_server: RedisProcess
+    cached: CacheClient, own_redis: RedisProcess
 ) -> None:
     _, market, _ = await a_market(cached)
     query = MARKET + f" # {uuid.uuid4().hex}"
     primed = (await cached.ask(query, {"id": market})).data
     assert (await cached.ask(query, {"id": market})).cache == "HIT"
-    redis_server.stop()
+    own_redis.stop()
     lookups_failed = redis_errors("lookup")
     before = fallbacks()
     outages = breaker(cached).outages
@@ -120,7 +112,7 @@ async def test_redis_stopped_the_cache_is_bypassed_and_answers_stay_right(
     assert breaker(cached).outages == outages + 1
     assert redis_errors("lookup") - lookups_failed == 1
     assert fallbacks() - before == 5
-    redis_server.start()
+    own_redis.start()
 
     async def cached_again() -> bool:
         return (await cached.ask(query, {"id": market})).cache == "HIT"
@@ -130,14 +122,14 @@ async def test_redis_stopped_the_cache_is_bypassed_and_answers_stay_right(
 
 
 async def test_redis_frozen_the_cache_is_bypassed_and_a_missed_invalidation_flushes_it(
-    cached: CacheClient, redis_server: RedisProcess
+    cached: CacheClient, own_redis: RedisProcess
 ) -> None:
     gql, market, token = await a_market(cached)
     query = MARKET + f" # {uuid.uuid4().hex}"
     await cached.ask(query, {"id": market})
     before = await cached.ask(query, {"id": market})
     assert before.cache == "HIT"
-    redis_server.freeze()
+    own_redis.freeze()
     outages = breaker(cached).outages
     renamed = f"Will {uuid.uuid4().hex[:8]} be renamed while Redis sleeps?"
     data = await gql.data(UPDATE, {"input": {"id": market, "name": renamed}}, token=token)
@@ -148,7 +140,7 @@ async def test_redis_frozen_the_cache_is_bypassed_and_a_missed_invalidation_flus
     during = [await cached.ask(query, {"id": market}) for _ in range(3)]
     assert {r.cache for r in during} == {"BYPASS"}
     assert all(r.data["market"]["name"] == renamed for r in during)
-    redis_server.thaw()
+    own_redis.thaw()
 
     async def back() -> Any:
         reply = await cached.ask(query, {"id": market})
@@ -165,14 +157,14 @@ async def test_redis_frozen_the_cache_is_bypassed_and_a_missed_invalidation_flus
 
 
 async def test_redis_frozen_during_requests_each_pays_at_most_one_timeout(
-    cached: CacheClient, redis_server: RedisProcess
+    cached: CacheClient, own_redis: RedisProcess
 ) -> None:
     """Requests in flight when Redis stalls time out once each; from then on the breaker
     answers without touching Redis until it lets a probe through."""
     _, market, _ = await a_market(cached)
     query = MARKET + f" # {uuid.uuid4().hex}"
     await cached.ask(query, {"id": market})
-    redis_server.freeze()
+    own_redis.freeze()
     lookups_failed = redis_errors("lookup")
     before = fallbacks()
     replies = await asyncio.gather(*(cached.ask(query, {"id": market}) for _ in range(20)))
@@ -189,7 +181,7 @@ async def test_redis_frozen_during_requests_each_pays_at_most_one_timeout(
     assert redis_errors("lookup") - lookups_failed == failed, "no request tries Redis again"
     assert fallbacks() - before == 25
     assert not breaker(cached).available
-    redis_server.thaw()
+    own_redis.thaw()
 
 
 # --- an outage while a batch is in flight, budgets on ------------------------------------
@@ -202,8 +194,8 @@ LISTING = (
 
 
 @pytest.fixture
-def proxy(redis_server: RedisProcess) -> Iterator[CountingProxy]:
-    counting = CountingProxy(redis_server.port)
+def proxy(own_redis: RedisProcess) -> Iterator[CountingProxy]:
+    counting = CountingProxy(own_redis.port)
     counting.start()
     yield counting
     counting.close()
@@ -213,7 +205,7 @@ def proxy(redis_server: RedisProcess) -> Iterator[CountingProxy]:
 async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_most(
     settings: Settings,
     db: AsyncEngine,
-    redis_server: RedisProcess,
+    own_redis: RedisProcess,
     proxy: CountingProxy,
     outage: str,
 ) -> None:
@@ -255,9 +247,9 @@ async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_mos
                 sent, waiting = proxy.commands - before, proxy.awaiting
                 raise AssertionError(f"{sent} commands, {waiting} unanswered") from error
             if outage == "frozen":
-                redis_server.freeze()
+                own_redis.freeze()
             else:
-                redis_server.stop()
+                own_redis.stop()
             at_outage = proxy.commands
         replies = [await request for request in batch]
         during = proxy.commands - at_outage
@@ -265,9 +257,9 @@ async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_mos
         after_later = proxy.commands
         # Back before the server stops (saq's queue does not close without Redis).
         if outage == "frozen":
-            redis_server.thaw()
+            own_redis.thaw()
         else:
-            redis_server.start()
+            own_redis.start()
     assert [reply.status for reply in replies + later] == [200] * (BATCH + 5)
     for reply in replies + later:
         markets = reply.data["markets"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,14 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from graph.app import create_app
 from infra.settings import Settings
 from tests.support import RedisProcess
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    process = RedisProcess()
-    process.start()
-    yield process
-    process.close()
 
 
 async def sessions(db: AsyncEngine, database: str) -> int:
@@ -37,10 +27,10 @@ async def sessions(db: AsyncEngine, database: str) -> int:
 
 
 async def test_with_redis_gone_at_shutdown_the_database_pools_still_close(
-    settings: Settings, db: AsyncEngine, redis_server: RedisProcess
+    settings: Settings, db: AsyncEngine, own_redis: RedisProcess
 ) -> None:
     assert settings.compiled_reads, "both pools: the resolvers' and the compiled reads'"
-    tuned = dataclasses.replace(settings, redis_url=redis_server.url, jobs_in_process=False)
+    tuned = dataclasses.replace(settings, redis_url=own_redis.url, jobs_in_process=False)
     database = make_url(settings.database_url).database
     assert database
     # Other servers of the test session may keep idle connections to the same database.
@@ -50,6 +40,6 @@ async def test_with_redis_gone_at_shutdown_the_database_pools_still_close(
         async with app.state.engine.connect() as conn:  # the pool holds one now, at least
             await conn.execute(sa.text("SELECT 1"))
         assert await sessions(db, database) > before
-        redis_server.stop()
+        own_redis.stop()
     # Shutdown met a Redis that was gone; every pool was closed all the same.
     assert await sessions(db, database) == before

@@ -129,23 +129,14 @@ async def test_the_per_client_limit_spans_accounts(settings: Settings, client_ad
 
 
 @pytest.fixture
-def private_redis() -> Iterator[RedisProcess]:
-    """A redis-server of this test's own, so it can be stopped and frozen."""
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 async def faulty_server(
-    settings: Settings, private_redis: RedisProcess
+    settings: Settings, own_redis: RedisProcess
 ) -> AsyncIterator[tuple[httpx.AsyncClient, RedisProcess]]:
-    live = LiveServer(dataclasses.replace(settings, redis_url=private_redis.url))
+    live = LiveServer(dataclasses.replace(settings, redis_url=own_redis.url))
     live.start()
     try:
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
-            yield http, private_redis
+            yield http, own_redis
     finally:
         live.stop()
 

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -171,15 +171,15 @@ async def test_an_exhausted_pool_is_back_pressure_not_an_outage(prefix: str) -> 
     await client.aclose(close_connection_pool=True)
 
 
-async def test_a_full_wire_is_back_pressure_not_an_outage(private_redis: RedisProcess) -> None:
+async def test_a_full_wire_is_back_pressure_not_an_outage(own_redis: RedisProcess) -> None:
     """The budgets' wire: more commands waiting than it accepts is overload, answered with
     a refusal to retry in a second, never the in-process count of an outage."""
-    wire = RedisWire(private_redis.url, timeout=30, max_pending=2)
+    wire = RedisWire(own_redis.url, timeout=30, max_pending=2)
     breaker = RedisBreaker()
     budgets = RedisBudgets(wire, "mgtest:", breaker)
     # Connected, and the script loaded (its first run loads it: two commands).
     assert (await budgets.take("other", 1, TEN)).allowed
-    private_redis.freeze()
+    own_redis.freeze()
     try:
         waiting = [asyncio.ensure_future(budgets.take("k", 1, TEN)) for _ in range(2)]
         await asyncio.sleep(0)  # their commands are sent and wait on the frozen server
@@ -189,7 +189,7 @@ async def test_a_full_wire_is_back_pressure_not_an_outage(private_redis: RedisPr
         assert breaker.available
         assert breaker.outages == 0
     finally:
-        private_redis.thaw()
+        own_redis.thaw()
     assert sorted(state.remaining for state in await asyncio.gather(*waiting)) == [8, 9]
     assert (await budgets.take("k", 1, TEN)).remaining == 7
     await wire.close()
@@ -198,14 +198,6 @@ async def test_a_full_wire_is_back_pressure_not_an_outage(private_redis: RedisPr
 def fallbacks() -> float:
     value = REGISTRY.get_sample_value("marketgraph_redis_fallbacks_total", {"component": "budgets"})
     return value or 0.0
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
 
 
 def breaker_events(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -219,18 +211,18 @@ def breaker_events(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_budgets_hold_in_process_while_redis_is_away_and_return_to_it(
-    private_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     configure_logging("INFO", "json")  # as the server does: JSON lines through logging
     caplog.set_level(logging.INFO, logger="marketgraph.redis")
-    wire = RedisWire(private_redis.url)
+    wire = RedisWire(own_redis.url)
     breaker = RedisBreaker(retry_seconds=0.2)
     budgets = RedisBudgets(wire, "mgtest:", breaker)
-    raw = Redis.from_url(private_redis.url)
+    raw = Redis.from_url(own_redis.url)
     try:
         assert (await budgets.take("k", 4, TEN)).remaining == 6
         before = fallbacks()
-        private_redis.stop()
+        own_redis.stop()
         caplog.clear()
         states = await asyncio.gather(*(budgets.take("fresh", 1, TEN) for _ in range(100)))
         peeks = [await budgets.peek("k", TEN) for _ in range(5)]
@@ -243,7 +235,7 @@ async def test_budgets_hold_in_process_while_redis_is_away_and_return_to_it(
         assert fallbacks() == before + 105
         assert breaker_events(caplog) == ["redis.unavailable"]  # once, not per call
 
-        private_redis.start()  # on the same port, empty
+        own_redis.start()  # on the same port, empty
         deadline = time.monotonic() + 10
         while not breaker.available:
             assert time.monotonic() < deadline, "the breaker never closed again"

@@ -87,6 +87,13 @@ def entry(generation: int, body: bytes = b'{"data":{"x":1}}') -> CachedResponse:
     return CachedResponse(body, 3, 'W/"e"', now, now + 60, generation)
 
 
+async def stored(store: ResponseStore, key: str) -> CachedResponse | None:
+    """The entry a lookup finds (the store answered)."""
+    found = await store.lookup(key)
+    assert found is not None
+    return found.entry
+
+
 async def generation(store: ResponseStore, key: str) -> int:
     found = await store.lookup(key)
     assert found is not None
@@ -190,23 +197,17 @@ async def test_a_hit_on_a_near_copy_reads_only_the_entry_header_from_redis(prefi
         kept = entry(await generation(here, "a"), body)
         assert await here.store("a", kept, TAGS, 60)
         wire.seen.clear()
-        found = await here.lookup("a")
-        assert found is not None
-        assert found.entry == kept
+        assert await stored(here, "a") == kept
         # The header, the generation and the floor: no more than 256 bytes and two numbers.
         assert wire.names() == ["GETRANGE", "MGET"]
         assert wire.reply_bytes() <= 256 + 40
 
         # Another process has no copy: it reads the entry whole once, then from its copy.
-        found = await there.lookup("a")
-        assert found is not None
-        assert found.entry == kept
+        assert await stored(there, "a") == kept
         assert other_wire.names() == ["GETRANGE", "MGET", "MGET"]
         assert other_wire.reply_bytes() > len(body)
         other_wire.seen.clear()
-        found = await there.lookup("a")
-        assert found is not None
-        assert found.entry == kept
+        assert await stored(there, "a") == kept
         assert other_wire.names() == ["GETRANGE", "MGET"]
         assert other_wire.reply_bytes() <= 256 + 40
     finally:
@@ -225,22 +226,16 @@ async def test_a_near_copy_never_outlives_what_redis_holds(prefix: str) -> None:
         assert await here.store("a", first, TAGS, 60)
         second = entry(await generation(there, "a"), b'{"data":{"v":2}}')
         assert await there.store("a", second, TAGS, 60)
-        found = await here.lookup("a")
-        assert found is not None
-        assert found.entry == second
+        assert await stored(here, "a") == second
 
         await there.invalidate(frozenset({"markets"}))
-        found = await here.lookup("a")
-        assert found is not None
-        assert found.entry is None
+        assert await stored(here, "a") is None
 
         third = entry(await generation(here, "a"), b'{"data":{"v":3}}')
         assert await here.store("a", third, TAGS, 60)
         # A flush raises the floor past every generation read so far.
         await client.set("{" + prefix + "cache}:floor", third.generation + 1)
-        found = await here.lookup("a")
-        assert found is not None
-        assert found.entry is None
+        assert await stored(here, "a") is None
     finally:
         await wire.close()
         await other_wire.close()

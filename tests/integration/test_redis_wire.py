@@ -56,15 +56,6 @@ async def wire() -> AsyncIterator[RedisWire]:
     await shared.close()
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    """A redis-server of the test's own: it may be stopped, frozen, reconfigured, flushed."""
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
-
-
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Let the loop run until ``condition()`` holds; the deadline only bounds a hang."""
     deadline = time.monotonic() + HANG_SECONDS
