@@ -1,5 +1,6 @@
 """``marketgraph serve``'s processes move what they built at start out of the garbage
-collector's sight once started; apps made any other way (tests, tools) do not."""
+collector's sight once started, and collect their young generation less often; apps made
+any other way (tests, tools) leave the collector as it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph.app import create_app
+from graph.app import YOUNG_COLLECTION_THRESHOLD, create_app
 from infra.settings import Settings
 
 
@@ -20,10 +21,13 @@ def quiet(settings: Settings) -> Settings:
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
-    """Each test starts and ends with nothing frozen: frozen objects are never freed."""
+    """Each test starts and ends with nothing frozen (frozen objects are never freed) and
+    with the collector's thresholds as they were."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 async def test_a_started_serving_app_freezes_its_startup_heap(
@@ -34,12 +38,15 @@ async def test_a_started_serving_app_freezes_its_startup_heap(
     async with app.router.lifespan_context(app):
         # Everything alive once started: the schema alone is tens of thousands of objects.
         assert gc.get_freeze_count() > 50_000
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD != 700
 
 
 async def test_other_apps_leave_the_collector_alone(settings: Settings, unfrozen: None) -> None:
+    thresholds = gc.get_threshold()
     app = create_app(quiet(settings))
     async with app.router.lifespan_context(app):
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == thresholds
 
 
 def test_the_serve_factory_asks_for_the_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
