@@ -414,7 +414,7 @@ def _forget(redis_url: str, prefix: str) -> None:
 def render(rows: Sequence[Row], expiries: Sequence[ExpiryResult]) -> str:
     header = (
         f"{'mode':<13}{'query':<6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'SQL/req':>9}"
-        f"{'errors':>8}{'of ceiling':>12}{'srv CPU':>9}{'CPU us/req':>12}"
+        f"{'errors':>8}{'of ceiling':>12}{'srv CPU':>9}{'CPU us/req':>12}{'load CPU':>10}"
     )
     lines = [header, "-" * len(header)]
     ceiling = {r.result.query: r.result.requests_per_second for r in rows if r.mode == "ceiling"}
@@ -436,6 +436,8 @@ def render(rows: Sequence[Row], expiries: Sequence[ExpiryResult]) -> str:
             f"{row.mode:<13}{r.query:<6}{r.requests_per_second:>10.1f}{r.p50_ms:>9.2f}"
             f"{r.p99_ms:>9.2f}{statements:>9}{r.errors:>8}{share:>12}"
             f"{'n/a' if cpu is None else f'{cpu:.0f}%':>9}{per_request:>12}"
+            # The load client shares the machine's cores with the server (and Redis).
+            f"{f'{r.client_cpu_percent:.0f}%':>10}"
         )
     if expiries:
         lines += [
