@@ -14,7 +14,9 @@ here:
   whose (it did not select the ``id``): ``Market:*``, ``Market:*/positions``.
 
 Invalidating a tag invalidates its wildcard too (``Changes.tags``), so a
-response tagged ``Market:*`` is dropped whenever any market changes.
+response tagged ``Market:*`` is dropped whenever any market changes. That also lets
+a response that shows many entities of a kind carry the kind's wildcard instead of
+each of their tags (``coarsened``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,25 @@ def wildcard_of(tag: str) -> str | None:
     if ident == WILDCARD:
         return None
     return f"{kind}:{WILDCARD}{slash}{relation}"
+
+
+def coarsened(tags: set[str], most: int) -> set[str]:
+    """``tags`` with each group of more than ``most`` tags under one wildcard replaced by the
+    wildcard. Never a stale read: every change invalidates its wildcard too (``Changes.tags``).
+    """
+    groups: dict[str, list[str]] = {}
+    for tag in tags:
+        wildcard = wildcard_of(tag)
+        if wildcard is not None:
+            groups.setdefault(wildcard, []).append(tag)
+    wide = [(wildcard, members) for wildcard, members in groups.items() if len(members) > most]
+    if not wide:
+        return tags
+    kept = set(tags)
+    for wildcard, members in wide:
+        kept.difference_update(members)
+        kept.add(wildcard)
+    return kept
 
 
 class Changes:

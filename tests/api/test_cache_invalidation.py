@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.services.lifecycle import MarketLifecycle
+from graph.cache_tags import MOST_TAGS_UNDER_A_WILDCARD
 from infra.cache import StoreInvalidator, cache_wire, response_store
 from infra.db.models import markets
 from infra.db.uow import SqlUnitOfWork
@@ -171,6 +172,53 @@ async def test_update_market_shows_everywhere_the_market_is_cached(
         {"name": name}
     ]
     assert (await fresh(cached, by_node, {"id": market["id"]}))["node"] == {"name": name}
+
+
+MANY_MARKETS = unique("query ($ids: [ID!]!) { nodes(ids: $ids) { ... on Market { id name } } }")
+
+
+async def renamed(gql: GraphQLClient, creator: Account, market: dict[str, Any]) -> str:
+    name = f"Will {uuid.uuid4().hex[:10]} be renamed?"
+    data = await gql.data(
+        UPDATE, {"input": {"id": market["id"], "name": name}}, token=creator.token
+    )
+    assert data["updateMarket"]["__typename"] == "UpdateMarketSuccess", data
+    return name
+
+
+async def test_a_response_showing_many_markets_is_dropped_by_a_change_to_any_market(
+    cached: CacheClient, gql: GraphQLClient
+) -> None:
+    """Over the limit, a response carries the kind's wildcard instead of each market's tag
+    (graph/cache_tags.py): a change to one of its markets still reaches it, and so does a
+    change to a market it does not show."""
+    creator = await sign_up_and_in(gql, "Lister")
+    shown = [await new_market(gql, creator) for _ in range(MOST_TAGS_UNDER_A_WILDCARD + 1)]
+    elsewhere = await new_market(gql, creator)
+    ids = {"ids": [market["id"] for market in shown]}
+    await primed(cached, MANY_MARKETS, ids)
+    name = await renamed(gql, creator, shown[-1])
+    assert (await fresh(cached, MANY_MARKETS, ids))["nodes"][-1] == {
+        "id": shown[-1]["id"],
+        "name": name,
+    }
+    await primed(cached, MANY_MARKETS, ids)
+    await renamed(gql, creator, elsewhere)
+    await fresh(cached, MANY_MARKETS, ids)
+
+
+async def test_a_response_showing_markets_up_to_the_limit_keeps_their_own_tags(
+    cached: CacheClient, gql: GraphQLClient
+) -> None:
+    creator = await sign_up_and_in(gql, "Lister")
+    shown = [await new_market(gql, creator) for _ in range(MOST_TAGS_UNDER_A_WILDCARD)]
+    elsewhere = await new_market(gql, creator)
+    ids = {"ids": [market["id"] for market in shown]}
+    await primed(cached, MANY_MARKETS, ids)
+    await renamed(gql, creator, elsewhere)
+    assert (await cached.ask(MANY_MARKETS, ids)).cache == "HIT"
+    name = await renamed(gql, creator, shown[0])
+    assert (await fresh(cached, MANY_MARKETS, ids))["nodes"][0]["name"] == name
 
 
 async def test_delete_market_removes_it_from_what_was_cached(

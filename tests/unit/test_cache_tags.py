@@ -7,8 +7,22 @@ from typing import Any
 
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema
 
-from domain.changes import MARKETS, Changes, Kind, Relation, entity_tag, relation_tag
-from graph.cache_tags import DEPENDS, RELATIONS, TOP_LEVEL_LISTS, TagRules
+from domain.changes import (
+    MARKETS,
+    Changes,
+    Kind,
+    Relation,
+    coarsened,
+    entity_tag,
+    relation_tag,
+)
+from graph.cache_tags import (
+    DEPENDS,
+    MOST_TAGS_UNDER_A_WILDCARD,
+    RELATIONS,
+    TOP_LEVEL_LISTS,
+    TagRules,
+)
 from graph.cost import is_connection, named
 from graph.documents import DocumentLimits, Documents
 from graph.ids import TYPES, to_global_id
@@ -169,3 +183,51 @@ def _object_list(output: Any, listed: bool) -> bool:
     while isinstance(output, GraphQLNonNull | GraphQLList):
         output = output.of_type
     return listed and isinstance(output, GraphQLObjectType)
+
+
+def test_more_than_the_limit_of_a_kind_becomes_its_wildcard() -> None:
+    markets = [uuid.uuid4() for _ in range(3)]
+    users = [uuid.uuid4() for _ in range(2)]
+    given = {
+        MARKETS,
+        *(entity_tag(Kind.MARKET, market) for market in markets),
+        *(relation_tag(Kind.MARKET, market, Relation.POSITIONS) for market in markets),
+        *(entity_tag(Kind.USER, user) for user in users),
+    }
+    assert coarsened(given, 2) == {
+        MARKETS,
+        entity_tag(Kind.MARKET, None),
+        relation_tag(Kind.MARKET, None, Relation.POSITIONS),
+        *(entity_tag(Kind.USER, user) for user in users),
+    }
+    assert coarsened(given, 3) == given
+
+
+def test_a_coarsened_response_is_still_dropped_by_every_write_that_dropped_it_before() -> None:
+    markets = [uuid.uuid4() for _ in range(5)]
+    tagged = {entity_tag(Kind.MARKET, market) for market in markets} | {
+        relation_tag(Kind.MARKET, market, Relation.TRADES) for market in markets
+    }
+    kept = coarsened(tagged, 1)
+    assert len(kept) == 2
+    for market in markets:
+        for write in ("entity", "relation"):
+            changes = Changes()
+            if write == "entity":
+                changes.entity(Kind.MARKET, market)
+            else:
+                changes.relation(Kind.MARKET, market, Relation.TRADES)
+            assert changes.tags() & tagged  # it dropped the precise response...
+            assert changes.tags() & kept  # ...and drops the coarsened one
+
+
+def test_a_response_over_the_limit_of_one_kind_carries_its_wildcard() -> None:
+    query = "{ nodes(ids: [1]) { ... on Market { id } } }"
+    at_limit = [uuid.uuid4() for _ in range(MOST_TAGS_UNDER_A_WILDCARD)]
+    over = [*at_limit, uuid.uuid4()]
+
+    def listed(markets: list[uuid.UUID]) -> dict[str, Any]:
+        return {"nodes": [{"id": gid(Kind.MARKET, market)} for market in markets]}
+
+    assert tags(query, listed(at_limit)) == {entity_tag(Kind.MARKET, m) for m in at_limit}
+    assert tags(query, listed(over)) == {entity_tag(Kind.MARKET, None)}
