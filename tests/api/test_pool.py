@@ -110,11 +110,17 @@ async def test_no_new_connections_after_warm_up(
     before = await server_sessions(observer)
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=pooled_server.url, timeout=60, limits=limits) as client:
-        # Warm-up: bursts until the pool holds all it may hold.
-        for _ in range(20):
-            await burst(client)
-            if pool.checkedin() + pool.checkedout() == POOL and reads.size == POOL:
-                break
+        # Warm-up: a burst whose queries wait on a lock, so that each pool lends all it may at
+        # once. (Bursts alone filled the compiled reads' pool only when the database happened
+        # to answer slower than the server took the next request: in one CI run, 3 of 8.)
+        async with observer.transaction():
+            await observer.execute("LOCK TABLE markets IN ACCESS EXCLUSIVE MODE")
+            waiting = asyncio.create_task(burst(client))
+            deadline = time.monotonic() + 3  # under the pools' 5 s wait for a connection
+            while pool.checkedout() < POOL or reads.size < POOL:
+                assert time.monotonic() < deadline, (pool.checkedout(), reads.size)
+                await asyncio.sleep(0.02)
+        await waiting
         assert pool.checkedin() + pool.checkedout() == POOL
         assert reads.size == POOL
         warm = await server_sessions(observer)
