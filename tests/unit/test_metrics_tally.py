@@ -52,22 +52,32 @@ def test_counts_from_several_threads_are_all_kept() -> None:
     registry = CollectorRegistry()
     counter, _ = series(registry)
     tally = Tally()
+    # Each thread counts half, waits for a flush, then counts the rest: at least one flush
+    # falls between counts whatever the scheduler does (threads left alone could all
+    # finish before the flushing loop first ran).
+    halfway = threading.Barrier(5)
+    flushed = threading.Event()
 
     def count() -> None:
-        for _ in range(20_000):
+        for _ in range(10_000):
+            tally.count(counter)
+        halfway.wait()
+        flushed.wait()
+        for _ in range(10_000):
             tally.count(counter)
 
     threads = [threading.Thread(target=count) for _ in range(4)]
     for thread in threads:
         thread.start()
-    flushes = 0
+    halfway.wait()
+    tally.flush()
+    assert samples(registry)[("t_requests_total", (("route", "/graphql"),))] == 40_000
+    flushed.set()
     while any(thread.is_alive() for thread in threads):
         tally.flush()  # flushing meanwhile loses nothing either
-        flushes += 1
     for thread in threads:
         thread.join()
     tally.flush()
-    assert flushes > 0
     assert samples(registry)[("t_requests_total", (("route", "/graphql"),))] == 80_000
 
 
