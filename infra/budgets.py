@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import lru_cache, partial
 
 from domain.limits import BudgetSpec, BudgetState
 from infra.redis import RedisBreaker, RedisBusy
@@ -93,6 +94,14 @@ def _state(
         retry_after_seconds=retry_after,
         reset_seconds=full_in,
     )
+
+
+@lru_cache(maxsize=64)
+def _interval_text(restore_per_second: float) -> str:
+    """The microseconds between two restored points, as the script reads them: the shortest
+    text that reads back as the same float (worked out once per budget size: a float's
+    repr cost a budget call half a microsecond)."""
+    return repr(1_000_000 / restore_per_second)
 
 
 def _checked(points: int, what: str) -> int:
@@ -210,27 +219,30 @@ class RedisBudgets:
     async def _call(
         self, mode: str, key: str, points: int, spec: BudgetSpec, keep: int = 0
     ) -> BudgetState:
-        async def shared() -> BudgetState:
-            interval_us = 1_000_000 / spec.restore_per_second
-            allowed, full_in_us, retry_us = await self._wire.evalsha(
-                self._script,
-                [self._prefix + key],
-                [mode, spec.capacity, repr(interval_us), points, keep],
-            )
-            return _state(
-                spec,
-                bool(int(allowed)),
-                int(full_in_us) / 1_000_000,
-                int(retry_us) / 1_000_000,
-            )
-
-        async def local() -> BudgetState:
-            return self._fallback.apply(mode, key, points, spec, keep)
-
+        # A partial, not a closure: no coroutine of its own to resume (a cache hit's
+        # budget call comes through here). The same client asking the same query sends
+        # the same command: reused packed.
+        shared = partial(
+            self._wire.evalsha,
+            self._script,
+            (self._prefix + key,),
+            (mode, spec.capacity, _interval_text(spec.restore_per_second), points, keep),
+            reuse=True,
+        )
         try:
-            return await self._breaker.run(COMPONENT, shared, local)
+            reply = await self._breaker.run(COMPONENT, shared, _unavailable)
         except RedisBusy:
             if mode in (TAKE, CHARGE):
                 state = self._fallback.apply(PEEK, key, 0, spec)
                 return _state(spec, False, state.reset_seconds, BUSY_RETRY_SECONDS)
             return self._fallback.apply(mode, key, points, spec)
+        if reply is None:  # Redis is away: this process's budgets answer
+            return self._fallback.apply(mode, key, points, spec, keep)
+        allowed, full_in_us, retry_us = reply
+        return _state(
+            spec, bool(int(allowed)), int(full_in_us) / 1_000_000, int(retry_us) / 1_000_000
+        )
+
+
+async def _unavailable() -> None:
+    return None

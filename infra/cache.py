@@ -45,6 +45,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -162,6 +163,10 @@ class RedisResponseStore:
         self._flush = Script(_FLUSH)
         self._flush_pending = False
         self._retrying: asyncio.Task[None] | None = None
+        self._errors = {
+            operation: CACHE_REDIS_ERRORS.labels(operation)
+            for operation in ("lookup", "store", "invalidate", "flush")
+        }
 
     @property
     def flush_pending(self) -> bool:
@@ -172,17 +177,16 @@ class RedisResponseStore:
         if self._flush_pending and not await self._flush_now():
             return None
         entry_key = self._entry + key
-
-        async def head() -> list[Any]:
-            # Two plain commands in one write, answered together: a Lua script here cost
-            # Redis 8 µs a hit against about 1, and stalled it for milliseconds whenever
-            # Lua's collector ran.
-            found: list[Any] = await self._wire.calls(
-                ("GETRANGE", entry_key, 0, HEAD_BYTES - 1), ("MGET", self._seq, self._floor)
-            )
-            return found
-
-        found = await self._call("lookup", head)
+        # Two plain commands in one write, answered together: a Lua script here cost Redis
+        # 8 µs a hit against about 1, and stalled it for milliseconds whenever Lua's
+        # collector ran. A partial, not a closure: no coroutine of its own to resume.
+        head = partial(
+            self._wire.calls,
+            ("GETRANGE", entry_key, 0, HEAD_BYTES - 1),
+            ("MGET", self._seq, self._floor),
+            reuse=True,
+        )
+        found: list[Any] | None = await self._call("lookup", head)
         if found is None:
             return None
         first, (seq, floor) = found
@@ -301,29 +305,17 @@ class RedisResponseStore:
         The breaker counts outages and answers from the fallback while open; any other
         failure (an overloaded pool, a script error) is counted and logged, never raised.
         """
-
-        failed = False
-
-        async def timed() -> T | None:
-            nonlocal failed
-            try:
-                return await command()
-            except Exception:
-                failed = True
-                raise
-
-        async def bypass() -> T | None:
-            return None
-
+        errors = self._errors[operation]
         try:
-            result = await self._breaker.run(COMPONENT, timed, bypass)
+            return await self._breaker.run(COMPONENT, command, _unavailable, errors.inc)
         except Exception as error:
-            CACHE_REDIS_ERRORS.labels(operation).inc()
+            errors.inc()
             log.warning("cache.redis_error", operation=operation, error=type(error).__name__)
             return None
-        if failed:
-            CACHE_REDIS_ERRORS.labels(operation).inc()
-        return result
+
+
+async def _unavailable() -> None:
+    return None
 
 
 class MemoryResponseStore:

@@ -215,27 +215,45 @@ class RedisBreaker:
         component: str,
         operation: Callable[[], Awaitable[T]],
         fallback: Callable[[], Awaitable[T]],
+        on_outage: Callable[[], None] | None = None,
     ) -> T:
         """``operation()`` on Redis, or ``fallback()`` when Redis is (or just went) away.
 
-        ``component`` labels the fallback counter ("throttle", "budgets", ...).
-        Raises ``RedisBusy`` when the pool stayed exhausted, and lets any
-        other non-outage error (a script bug) propagate.
+        ``component`` labels the fallback counter ("throttle", "budgets", ...);
+        ``on_outage`` is called when this very operation failed with an outage
+        (not when the breaker was already open). Raises ``RedisBusy`` when the
+        pool stayed exhausted, and lets any other non-outage error (a script bug)
+        propagate.
         """
-        probe = self._claim()
-        if probe is not None:
+        if not self._open:
+            # The common case, kept to one frame and no bookkeeping: every cache hit comes
+            # through here twice.
             try:
                 result = await operation()
             except Exception as error:
                 if not is_outage(error):
                     raise
                 self.failed(error)
+                if on_outage is not None:
+                    on_outage()
+            else:
+                if self._open:  # another call opened it meanwhile: this answer closes it
+                    self.succeeded()
+                return result
+        elif self._probe():
+            try:
+                result = await operation()
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                self.failed(error)
+                if on_outage is not None:
+                    on_outage()
             else:
                 self.succeeded()
                 return result
             finally:
-                if probe:
-                    self._probing = False
+                self._probing = False
         self._fallbacks += 1
         FALLBACKS.labels(component).inc()
         return await fallback()
@@ -282,11 +300,10 @@ class RedisBreaker:
                 note="limits fall back to in-process counts until Redis answers again",
             )
 
-    def _claim(self) -> bool | None:
-        """None: use the fallback. False: a normal call. True: this call is the probe."""
-        if not self._open:
-            return False
+    def _probe(self) -> bool:
+        """While open: whether this call is the one probe (no other is until it ends) rather
+        than one for the fallback."""
         if self._probing or self._clock() < self._retry_at:
-            return None
+            return False
         self._probing = True
         return True
