@@ -31,13 +31,15 @@ class RecordingWire(RedisWire):
         super().__init__(url, timeout=1.0)
         self.seen: list[tuple[str, Any]] = []
 
-    async def call(self, *args: Any) -> Any:
-        reply = await super().call(*args)
+    async def call(self, *args: Any, reuse: bool = False) -> Any:
+        reply = await super().call(*args, reuse=reuse)
         self.seen.append((str(args[0]), reply))
         return reply
 
-    async def calls(self, *commands: Sequence[Any], raise_on_error: bool = True) -> list[Any]:
-        replies = await super().calls(*commands, raise_on_error=raise_on_error)
+    async def calls(
+        self, *commands: Sequence[Any], raise_on_error: bool = True, reuse: bool = False
+    ) -> list[Any]:
+        replies = await super().calls(*commands, raise_on_error=raise_on_error, reuse=reuse)
         self.seen += [(str(c[0]), r) for c, r in zip(commands, replies, strict=True)]
         return replies
 

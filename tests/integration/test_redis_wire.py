@@ -19,7 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra import redis_wire
 from infra.redis import RedisBusy, is_outage
 from infra.redis_wire import RedisWire, Script
 from tests.conftest import REDIS_URL
@@ -64,8 +65,9 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-def started(*calls: Coroutine[Any, Any, Any]) -> list[asyncio.Task[Any]]:
-    return [asyncio.create_task(call) for call in calls]
+def started(*calls: Awaitable[Any]) -> list[asyncio.Future[Any]]:
+    # ensure_future: ``call`` gives the reply's future itself on an open connection.
+    return [asyncio.ensure_future(call) for call in calls]
 
 
 # Many callers, one connection
@@ -155,6 +157,44 @@ async def test_a_pipeline_runs_every_command_and_answers_in_order(
     assert isinstance(replies[1], ResponseError)
     assert await wire.calls() == []
     assert wire.connections_opened == 1
+
+
+async def test_reused_commands_are_packed_once_and_the_packings_kept_are_bounded(
+    wire: RedisWire, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_wire, "PACKED_MEMO_ENTRIES", 8)
+    counter = f"{prefix}n"
+    # The same command again and again: one packing kept, and each one sent (INCR counts).
+    for expected in range(1, 51):
+        assert await wire.call("INCR", counter, reuse=True) == expected
+    assert wire.packed_kept == 1
+    # A pipeline is kept as a whole, apart from the single command it starts with.
+    for expected in range(51, 54):
+        pair = await wire.calls(("INCR", counter), ("GET", counter), reuse=True)
+        assert pair == [expected, str(expected).encode()]
+    assert wire.packed_kept == 2
+    # Twenty different commands: only the last eight packings are kept, every reply right.
+    for index in range(20):
+        assert await wire.call("SET", f"{prefix}k{index}", index, reuse=True) == b"OK"
+    assert wire.packed_kept == 8
+    for index in range(20):
+        assert await wire.call("GET", f"{prefix}k{index}", reuse=True) == str(index).encode()
+    assert wire.packed_kept == 8
+    assert await wire.call("INCR", counter, reuse=True) == 54
+
+
+async def test_a_reused_command_must_be_hashable_and_nothing_is_sent_when_it_is_not(
+    wire: RedisWire, prefix: str
+) -> None:
+    await wire.connect()
+    writes = wire.writes
+    # A writable buffer cannot be hashed (ValueError); a list could not either (TypeError).
+    with pytest.raises(ValueError, match="hash"):
+        await wire.call("SET", f"{prefix}k", memoryview(bytearray(b"v")), reuse=True)
+    assert wire.pending == 0
+    assert wire.packed_kept == 0
+    assert await wire.call("SET", f"{prefix}k", memoryview(bytearray(b"v"))) == b"OK"
+    assert wire.writes == writes + 1
 
 
 # Errors
@@ -635,7 +675,7 @@ async def reply_read_late(redis_server: RedisProcess) -> bytes:
         redis_server.freeze()
         try:
             written = wire.writes
-            task = asyncio.create_task(wire.call("ECHO", "in time"))
+            task = asyncio.ensure_future(wire.call("ECHO", "in time"))
             # The command leaves at the end of the loop's turn (the wire coalesces writes):
             # it must be in the socket before Busy waits for its reply.
             for _ in range(10):
