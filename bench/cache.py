@@ -3,7 +3,7 @@ and a run across TTL expiries.
 
 For each server below, the same database (bench/run.py's, or one named with
 --database-url), the same queries, load client and ``marketgraph serve`` settings as
-bench/run.py, one server process at a time:
+bench/run.py, one server process each:
 
 * ``uncached``: ``RESPONSE_CACHE=false``, the executors alone;
 * ``cache-lru``: the embedded default's in-process store (no Redis);
@@ -13,12 +13,18 @@ bench/run.py, one server process at a time:
   each request with the bytes the real server answered it with (pre-encoded, looked
   up by request body): what HTTP alone costs, the bound a hit path is read against.
 
-Each query is warmed up first (so the cached runs measure hits), then measured.
+Every server is started at once and the load goes to one at a time, in interleaved
+rounds (``--rounds``, each starting with the next server): this machine's speed drifts
+by up to a third within minutes, and servers measured one after the other were compared
+at different speeds. Each figure is the median over the rounds. Each query is warmed up
+first (so the cached runs measure hits), then measured.
+
 Then the expiry run: Q2 on the Redis cache with a max age of 1 s, with and without the
 stale grace, reporting p99 overall, of the requests that started within 200 ms after an
 entry expired (when one request refreshes it), and elsewhere.
 
-    .venv/bin/python bench/cache.py [--duration 10] [--concurrency 32] [--only Q1,Q3]
+    .venv/bin/python bench/cache.py [--rounds 3] [--duration 10] [--concurrency 32]
+        [--only Q1,Q3] [--modes cache-redis,ceiling]
 
 Budgets are on, sized so they never throttle the load (``BUDGET_ANONYMOUS``): their
 take and refund are part of every request, hit or miss.
@@ -31,10 +37,13 @@ import asyncio
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -58,6 +67,7 @@ class CacheConfig:
     redis_url: str
     modes: tuple[str, ...]
     expiry: bool
+    rounds: int = 1
 
 
 def parse_args(argv: Sequence[str] | None) -> CacheConfig:
@@ -65,6 +75,9 @@ def parse_args(argv: Sequence[str] | None) -> CacheConfig:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds a query")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each query")
     parser.add_argument("--concurrency", type=int, default=32, help="connections")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds (the median is shown)"
+    )
     parser.add_argument("--database-url", default=base.DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     parser.add_argument("--users", type=int, default=1000)
@@ -80,8 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> CacheConfig:
         parser.error(f"--only: choose from {', '.join(base.QUERIES)}")
     if not modes or any(mode not in MODES for mode in modes):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
-    if args.duration <= 0 or args.concurrency <= 0:
-        parser.error("--duration and --concurrency must be positive")
+    if args.duration <= 0 or args.concurrency <= 0 or args.rounds <= 0:
+        parser.error("--duration, --concurrency and --rounds must be positive")
     config = base.Config(
         duration=args.duration,
         warmup=max(0.0, args.warmup),
@@ -97,7 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> CacheConfig:
         db_pool_size=None,
         save=False,
     )
-    return CacheConfig(config, args.redis_url, modes, not args.no_expiry)
+    return CacheConfig(config, args.redis_url, modes, not args.no_expiry, args.rounds)
 
 
 def mode_env(config: CacheConfig, mode: str, prefix: str, **extra: str) -> dict[str, str]:
@@ -300,77 +313,110 @@ class Row:
     result: base.QueryResult
 
 
-async def measure(
-    server: base.Server, config: base.Config, requests: dict[str, list[bytes]]
-) -> list[base.QueryResult]:
-    results = []
-    for name in config.only:
-        base._note(f"{name}: {config.duration:g} s at concurrency {config.concurrency}")
-        results.append(await base.bench_query(server, config, name, requests[name]))
-    return results
-
-
 def run_all(config: CacheConfig, stamp: str) -> tuple[list[Row], list[ExpiryResult]]:
     prefix = f"mgbench:{secrets.token_hex(4)}:"
     base.prepare_database(config.base, mode_env(config, "uncached", prefix))
-    rows: list[Row] = []
-    recorded: Recorded | None = None
-    requests: dict[str, list[bytes]] = {}
     logs = base.RESULTS_DIR
     logs.mkdir(parents=True, exist_ok=True)
     try:
         with asyncio.Runner(loop_factory=base._loop_factory()) as runner:
-            for mode in config.modes:
-                if mode == "ceiling":
-                    continue
-                env = mode_env(config, mode, prefix)
-                base._note(f"server: {mode}")
-                log = logs / f"{stamp}-cache-{mode}.log"
-                with base.running_server(config.base, env, log) as server:
-                    runner.run(server.wait_ready())
-                    requests = runner.run(base.build_requests(server.port, config.base.only))
-                    if recorded is None:
-                        recorded = runner.run(record_answers(server.port, requests))
-                    for result in runner.run(measure(server, config.base, requests)):
-                        rows.append(Row(mode, result))
-            if "ceiling" in config.modes:
-                rows += _ceiling(config, prefix, stamp, runner, recorded)
+            measured: dict[tuple[str, str], list[base.QueryResult]] = {}
+            with ExitStack() as stack:
+                servers = _start(config, prefix, stamp, runner, stack)
+                for number in range(config.rounds):
+                    # Each round starts with the next server, so that none is always first.
+                    turn = number % len(servers)
+                    for name in config.base.only:
+                        for mode, server, requests in servers[turn:] + servers[:turn]:
+                            base._note(
+                                f"round {number + 1}/{config.rounds}: {name} on {mode},"
+                                f" {config.base.duration:g} s"
+                            )
+                            result = runner.run(
+                                base.bench_query(server, config.base, name, requests[name])
+                            )
+                            measured.setdefault((mode, name), []).append(result)
+            rows = [
+                Row(mode, _median_result(measured[(mode, name)]))
+                for mode in config.modes
+                for name in config.base.only
+            ]
             expiries = _expiries(config, prefix, stamp, runner) if config.expiry else []
     finally:
         _forget(config.redis_url, prefix)
     return rows, expiries
 
 
-def _ceiling(
-    config: CacheConfig,
-    prefix: str,
-    stamp: str,
-    runner: asyncio.Runner,
-    recorded: Recorded | None,
-) -> list[Row]:
-    if recorded is None:
-        # Nothing recorded yet: ask an uncached server for the answers first.
-        with base.running_server(
-            config.base,
-            mode_env(config, "uncached", prefix),
-            base.RESULTS_DIR / f"{stamp}-cache-record.log",
-        ) as server:
-            runner.run(server.wait_ready())
-            requests = runner.run(base.build_requests(server.port, config.base.only))
+Servers = list[tuple[str, base.Server, dict[str, list[bytes]]]]
+
+
+def _start(
+    config: CacheConfig, prefix: str, stamp: str, runner: asyncio.Runner, stack: ExitStack
+) -> Servers:
+    """Every server of ``config.modes``, up and ready at once (an idle one costs nothing),
+    with the requests each answers; the ceiling answers what the first real one did."""
+    servers: Servers = []
+    recorded: Recorded | None = None
+    for mode in config.modes:
+        if mode == "ceiling":
+            continue
+        base._note(f"server: {mode}")
+        log = base.RESULTS_DIR / f"{stamp}-cache-{mode}.log"
+        server = stack.enter_context(
+            base.running_server(config.base, mode_env(config, mode, prefix), log)
+        )
+        runner.run(server.wait_ready())
+        requests = runner.run(base.build_requests(server.port, config.base.only))
+        if recorded is None:
             recorded = runner.run(record_answers(server.port, requests))
-    answers = base.RESULTS_DIR / f"{stamp}-ceiling-answers.json"
-    answers.write_bytes(orjson.dumps(recorded))
-    base._note("server: ceiling")
-    ceiling = CeilingServer(
-        mode_env(config, "uncached", prefix), answers, base.RESULTS_DIR / f"{stamp}-ceiling.log"
-    )
-    try:
+        servers.append((mode, server, requests))
+    if "ceiling" in config.modes:
+        if recorded is None:
+            # Nothing recorded yet: ask an uncached server for the answers first.
+            with base.running_server(
+                config.base,
+                mode_env(config, "uncached", prefix),
+                base.RESULTS_DIR / f"{stamp}-cache-record.log",
+            ) as server:
+                runner.run(server.wait_ready())
+                requests = runner.run(base.build_requests(server.port, config.base.only))
+                recorded = runner.run(record_answers(server.port, requests))
+        answers = base.RESULTS_DIR / f"{stamp}-ceiling-answers.json"
+        answers.write_bytes(orjson.dumps(recorded))
+        stack.callback(answers.unlink, missing_ok=True)
+        base._note("server: ceiling")
+        ceiling = CeilingServer(
+            mode_env(config, "uncached", prefix), answers, base.RESULTS_DIR / f"{stamp}-ceiling.log"
+        )
+        stack.callback(ceiling.stop)
         runner.run(ceiling.wait_ready())
-        requests = ceiling_requests(ceiling.port, recorded)
-        return [Row("ceiling", r) for r in runner.run(measure(ceiling, config.base, requests))]
-    finally:
-        ceiling.stop()
-        answers.unlink(missing_ok=True)
+        servers.append(("ceiling", ceiling, ceiling_requests(ceiling.port, recorded)))
+    return servers
+
+
+def _median_result(results: Sequence[base.QueryResult]) -> base.QueryResult:
+    """One query on one server over the rounds: the median of each figure, every error."""
+
+    def median(values: Sequence[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return statistics.median(known) if known else None
+
+    first = results[0]
+    return replace(
+        first,
+        requests_per_second=statistics.median(r.requests_per_second for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        statements_per_request=median([r.statements_per_request for r in results]),
+        responses=sum(r.responses for r in results),
+        ok=sum(r.ok for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        server_cpu_percent=median([r.server_cpu_percent for r in results]),
+        client_cpu_percent=statistics.median(r.client_cpu_percent for r in results),
+        failures=dict(sum((Counter(r.failures) for r in results), Counter())),
+        error_samples=[sample for r in results for sample in r.error_samples][:5],
+    )
 
 
 def _expiries(
@@ -482,7 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     b = config.base
     print(
-        f"marketgraph cache bench: {b.duration:g} s per query, concurrency {b.concurrency},"
+        f"marketgraph cache bench: median of {config.rounds} interleaved rounds of"
+        f" {b.duration:g} s per query and server, concurrency {b.concurrency},"
         f" 1 server process, {b.environment},"
         f" {b.users:,} users, {b.markets:,} markets, {b.positions:,} positions"
     )
