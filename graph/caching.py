@@ -41,6 +41,7 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
@@ -379,12 +380,17 @@ def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, s
     extensions and headers included (``Policy.http_shared``)."""
     if etag is None or not policy.cacheable:
         return {"Cache-Control": "no-store", "Vary": VARY}
-    visibility = "public" if policy.http_shared else "private"
     return {
-        "Cache-Control": f"{visibility}, max-age={max(0, max_age)}",
+        "Cache-Control": _cache_control(policy.http_shared, max(0, max_age)),
         "ETag": etag,
         "Vary": VARY,
     }
+
+
+@lru_cache(maxsize=512)
+def _cache_control(shared: bool, max_age: int) -> str:
+    # A hit's max age is the seconds its entry has left: a few hundred values at most.
+    return f"{'public' if shared else 'private'}, max-age={max_age}"
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:

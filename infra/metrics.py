@@ -165,12 +165,20 @@ class Tally:
             counts[series] = counts.get(series, 0) + 1
 
     def observe(self, series: Histogram, seconds: float) -> None:
+        self.timed(None, series, seconds)
+
+    def timed(self, counter: Counter | None, histogram: Histogram, seconds: float) -> None:
+        """``count(counter)`` and ``observe(histogram, seconds)`` under one lock (every
+        request does both)."""
         # The first bucket whose bound is at least the value, as Histogram.observe picks.
         bucket = 1 + bisect.bisect_left(_LATENCY_BOUNDS, seconds)
         with self._lock:
-            pending = self._observed.get(series)
+            if counter is not None:
+                counts = self._counts
+                counts[counter] = counts.get(counter, 0) + 1
+            pending = self._observed.get(histogram)
             if pending is None:
-                pending = self._observed[series] = [0.0] * (len(_LATENCY_BOUNDS) + 2)
+                pending = self._observed[histogram] = [0.0] * (len(_LATENCY_BOUNDS) + 2)
             pending[0] += seconds
             pending[bucket] += 1
 
@@ -239,8 +247,7 @@ def observe_operation(name: str | None, kind: str | None, outcome: str, seconds:
         # Bounded as the labels are: names beyond the first ones all share "other".
         if len(_series) < 4 * OPERATION_NAMES_MAX:
             _series[(name, kind, outcome)] = series
-    tally.count(series[0])
-    tally.observe(series[1], seconds)
+    tally.timed(series[0], series[1], seconds)
 
 
 def observe_request(route: str, status: int) -> None:

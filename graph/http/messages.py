@@ -11,6 +11,7 @@ are encoded once, as uvicorn sends them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
@@ -85,10 +86,7 @@ class Reply:
         self.status = status
         self.body = body
         raw = (
-            [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in headers.items()
-            ]
+            [(_encoded_name(name), value.encode("latin-1")) for name, value in headers.items()]
             if headers
             else []
         )
@@ -108,3 +106,10 @@ class Reply:
     async def send(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+@lru_cache(maxsize=64)
+def _encoded_name(name: str) -> bytes:
+    """A header name as uvicorn sends it; the endpoint uses a dozen names, each on every
+    cache hit."""
+    return name.lower().encode("latin-1")

@@ -35,11 +35,15 @@ def test_a_flushed_batch_equals_the_same_updates_made_one_by_one() -> None:
     counter, latency = series(direct)
     batched_counter, batched_latency = series(batched)
     tally = Tally()
-    for seconds in SECONDS:
+    for index, seconds in enumerate(SECONDS):
         counter.inc()
         latency.observe(seconds)
-        tally.count(batched_counter)
-        tally.observe(batched_latency, seconds)
+        # Half of them one by one, half as the edge records a request: both in one call.
+        if index % 2:
+            tally.count(batched_counter)
+            tally.observe(batched_latency, seconds)
+        else:
+            tally.timed(batched_counter, batched_latency, seconds)
     assert samples(batched) != samples(direct)  # nothing written before the flush
     tally.flush()
     assert samples(batched) == samples(direct)
