@@ -38,7 +38,6 @@ import os
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -183,8 +182,6 @@ class CeilingServer(base.Server):
 
     def __init__(self, env: dict[str, str], answers_file: Path, log_path: Path) -> None:
         self.port = base.free_port()
-        self.log_path = log_path
-        self._log = log_path.open("wb")
         command = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -192,15 +189,7 @@ class CeilingServer(base.Server):
             str(self.port),
             str(answers_file),
         ]
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=base.ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self._launch(command, env, log_path)
 
 
 Recorded = dict[str, list[list[str]]]

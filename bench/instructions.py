@@ -48,31 +48,25 @@ class CountedServer(base.Server):
 
     def __init__(self, command: Sequence[str], env: dict[str, str], out: Path) -> None:
         self.port = base.free_port()
-        self.log_path = out / "server.log"
-        self._log = self.log_path.open("wb")
         self._out = out
-        self.process = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}/callgrind.%p",
-                *(part.replace("{port}", str(self.port)) for part in command),
-            ],
-            env=env,
-            cwd=base.ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        counted = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}/callgrind.%p",
+            *(part.replace("{port}", str(self.port)) for part in command),
+        ]
+        self._launch(counted, env, out / "server.log")
 
     def control(self, *arguments: str) -> None:
-        subprocess.run(
+        done = subprocess.run(
             ["callgrind_control", *arguments, str(self.process.pid)],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise base.BenchError(f"callgrind_control {' '.join(arguments)}: {done.stderr}")
 
     def counted(self) -> int:
         """The instructions of the last dump (``callgrind_control -d``)."""

@@ -290,7 +290,6 @@ class Server:
 
     def __init__(self, config: Config, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.log_path = log_path
         command = [
             str(Path(sys.executable).parent / "marketgraph"),
             "serve",
@@ -298,6 +297,11 @@ class Server:
             f"--port={self.port}",
             f"--workers={config.workers}",
         ]
+        self._launch(command, env, log_path)
+
+    def _launch(self, command: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+        """Start ``command`` (serving on ``self.port``), its output to ``log_path``."""
+        self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             command,

@@ -225,35 +225,30 @@ class RedisBreaker:
         pool stayed exhausted, and lets any other non-outage error (a script bug)
         propagate.
         """
-        if not self._open:
-            # The common case, kept to one frame and no bookkeeping: every cache hit comes
-            # through here twice.
-            try:
-                result = await operation()
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                self.failed(error)
-                if on_outage is not None:
-                    on_outage()
-            else:
-                if self._open:  # another call opened it meanwhile: this answer closes it
-                    self.succeeded()
-                return result
-        elif self._probe():
-            try:
-                result = await operation()
-            except Exception as error:
-                if not is_outage(error):
-                    raise
-                self.failed(error)
-                if on_outage is not None:
-                    on_outage()
-            else:
+        # Closed, the common case: no bookkeeping (every cache hit comes through here twice).
+        probing = False
+        if self._open:
+            if not self._probe():
+                return await self._fall_back(component, fallback)
+            probing = True
+        try:
+            result = await operation()
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            self.failed(error)
+            if on_outage is not None:
+                on_outage()
+        else:
+            if self._open:  # the probe's answer, or one that came after another call failed
                 self.succeeded()
-                return result
-            finally:
+            return result
+        finally:
+            if probing:
                 self._probing = False
+        return await self._fall_back(component, fallback)
+
+    async def _fall_back(self, component: str, fallback: Callable[[], Awaitable[T]]) -> T:
         self._fallbacks += 1
         FALLBACKS.labels(component).inc()
         return await fallback()
