@@ -90,7 +90,8 @@ Arg = str | bytes | int | float | memoryview
 # Commands a process may have waiting on its connection: far more than the requests it
 # runs at once, each of which waits for one command at a time.
 DEFAULT_MAX_PENDING = 1024
-# Packed commands kept for reuse (``RedisWire._packed``): a few hundred bytes each.
+# Packed commands kept for reuse (``RedisWire._packed``), with their arguments: about 600
+# bytes each (4,096 cache lookups held 2.4 MB, tracemalloc).
 PACKED_MEMO_ENTRIES = 4096
 
 # hiredis' stub types pack_command's argument as a 1-tuple; it takes any tuple of Args.
