@@ -29,7 +29,7 @@ from collections.abc import Callable
 from functools import lru_cache, partial
 
 from domain.limits import BudgetSpec, BudgetState
-from infra.redis import RedisBreaker, RedisBusy
+from infra.redis import RedisBreaker, RedisBusy, no_answer
 from infra.redis_wire import RedisWire, Script
 
 COMPONENT = "budgets"
@@ -230,7 +230,7 @@ class RedisBudgets:
             reuse=True,
         )
         try:
-            reply = await self._breaker.run(COMPONENT, shared, _unavailable)
+            reply = await self._breaker.run(COMPONENT, shared, no_answer)
         except RedisBusy:
             if mode in (TAKE, CHARGE):
                 state = self._fallback.apply(PEEK, key, 0, spec)
@@ -242,7 +242,3 @@ class RedisBudgets:
         return _state(
             spec, bool(int(allowed)), int(full_in_us) / 1_000_000, int(retry_us) / 1_000_000
         )
-
-
-async def _unavailable() -> None:
-    return None

@@ -54,7 +54,7 @@ import structlog
 from domain.ports import CachedResponse, Lookup
 from infra.metrics import CACHE_INVALIDATIONS, CACHE_REDIS_ERRORS
 from infra.near_copies import NearCopies
-from infra.redis import RETRY_SECONDS, RedisBreaker
+from infra.redis import RETRY_SECONDS, RedisBreaker, no_answer
 from infra.redis_wire import RedisWire, Script
 from infra.settings import Settings
 
@@ -307,15 +307,11 @@ class RedisResponseStore:
         """
         errors = self._errors[operation]
         try:
-            return await self._breaker.run(COMPONENT, command, _unavailable, errors.inc)
+            return await self._breaker.run(COMPONENT, command, no_answer, errors.inc)
         except Exception as error:
             errors.inc()
             log.warning("cache.redis_error", operation=operation, error=type(error).__name__)
             return None
-
-
-async def _unavailable() -> None:
-    return None
 
 
 class MemoryResponseStore:

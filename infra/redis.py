@@ -171,6 +171,10 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, ResponseError) and str(error).startswith(_SERVER_STATE_ERRORS)
 
 
+async def no_answer() -> None:
+    """A ``RedisBreaker.run`` fallback for callers that do without Redis's answer."""
+
+
 class RedisBreaker:
     """The circuit breaker of one process's Redis, shared by all its users.
 
