@@ -66,7 +66,7 @@ class CacheConfig:
     redis_url: str
     modes: tuple[str, ...]
     expiry: bool
-    rounds: int = 1
+    rounds: int
 
 
 def parse_args(argv: Sequence[str] | None) -> CacheConfig:
@@ -386,22 +386,18 @@ def _start(
 def _median_result(results: Sequence[base.QueryResult]) -> base.QueryResult:
     """One query on one server over the rounds: the median of each figure, every error."""
 
-    def median(values: Sequence[float | None]) -> float | None:
-        known = [value for value in values if value is not None]
-        return statistics.median(known) if known else None
-
     first = results[0]
     return replace(
         first,
         requests_per_second=statistics.median(r.requests_per_second for r in results),
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
-        statements_per_request=median([r.statements_per_request for r in results]),
+        statements_per_request=base.median([r.statements_per_request for r in results]),
         responses=sum(r.responses for r in results),
         ok=sum(r.ok for r in results),
         errors=sum(r.errors for r in results),
         seconds=sum(r.seconds for r in results),
-        server_cpu_percent=median([r.server_cpu_percent for r in results]),
+        server_cpu_percent=base.median([r.server_cpu_percent for r in results]),
         client_cpu_percent=statistics.median(r.client_cpu_percent for r in results),
         failures=dict(sum((Counter(r.failures) for r in results), Counter())),
         error_samples=[sample for r in results for sample in r.error_samples][:5],

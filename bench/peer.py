@@ -28,7 +28,6 @@ import asyncio
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -354,16 +353,11 @@ def _uuid_of(gid: str) -> str:
 # --- report ----------------------------------------------------------------------------------
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return statistics.median(known) if known else None
-
-
 def report(results: Sequence[Measured], names: Sequence[str], servers: Sequence[str]) -> str:
     """One row a query: the medians of every server, and marketgraph's ratio to the peer."""
 
     def cell(query: str, server: str, pick: Callable[[Measured], float | None]) -> float | None:
-        return _median([pick(r) for r in results if r.query == query and r.server == server])
+        return run.median([pick(r) for r in results if r.query == query and r.server == server])
 
     columns: list[tuple[str, Callable[[str], str]]] = []
     for server in servers:

@@ -23,6 +23,7 @@ import re
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -574,6 +575,12 @@ async def run_load(
         for index in range(concurrency):
             group.create_task(_worker(port, requests, index, deadline, stats))
     return stats, time.perf_counter() - started
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values known (None: a figure a run could not measure)."""
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
