@@ -56,11 +56,17 @@ EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "80"))
 RERUN = f"rerun with DIFF_SEED={SEED}"
 
 
+def differential(settings: Settings, **changes: object) -> Settings:
+    """The servers compared here: no response cache (an answer from it would say "cache",
+    not which executor made it, and the two servers would share their stored answers),
+    and room for as many aliases as a generated operation writes (a seed drew 42 against
+    the default 30): the comparison is of answers, the alias limit has its own tests."""
+    return roomy.roomy(settings, response_cache=False, query_max_aliases=1_000, **changes)
+
+
 @pytest.fixture(scope="module")
 def server(settings: Settings) -> Iterator[LiveServer]:
-    # No response cache on these servers: an answer from it would say "cache", not which
-    # executor made it, and the two servers would share their stored answers.
-    with roomy.running(roomy.roomy(settings, response_cache=False)) as live:
+    with roomy.running(differential(settings)) as live:
         yield live
 
 
@@ -311,21 +317,19 @@ async def server_cursors(
 
 @pytest.fixture(scope="module")
 def resolver_public(settings: Settings) -> Iterator[LiveServer]:
-    with roomy.running(roomy.roomy(settings, compiled_reads=False, response_cache=False)) as live:
+    with roomy.running(differential(settings, compiled_reads=False)) as live:
         yield live
 
 
 @pytest.fixture(scope="module")
 def compiled_private(settings: Settings) -> Iterator[LiveServer]:
-    with roomy.running(roomy.roomy(settings, positions_public=False, response_cache=False)) as live:
+    with roomy.running(differential(settings, positions_public=False)) as live:
         yield live
 
 
 @pytest.fixture(scope="module")
 def resolver_private(settings: Settings) -> Iterator[LiveServer]:
-    private = roomy.roomy(
-        settings, positions_public=False, compiled_reads=False, response_cache=False
-    )
+    private = differential(settings, positions_public=False, compiled_reads=False)
     with roomy.running(private) as live:
         yield live
 
