@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -346,9 +346,16 @@ class Budgets(Protocol):
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         """The budget as it stands, changing nothing."""
 
-    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
-        """A take of ``cost`` and the refund of all but ``spent`` of it, in one atomic call:
-        refused (nothing taken) exactly when the take would be."""
+    def take_now(self, key: str, cost: int, spec: BudgetSpec) -> Coroutine[Any, Any, BudgetState]:
+        """``take``, its command sent before this returns where the store has one to send,
+        so that it shares a round trip with what the caller sends next (a cache hit's
+        lookup); awaiting what this returns gives ``take``'s answer. Await it once, or
+        close it."""
+
+    def refund_later(self, key: str, points: int, spec: BudgetSpec, full_in: float) -> BudgetState:
+        """``refund`` without waiting for the store: the state answered is worked out from
+        ``full_in``, the seconds until full that the take's answer gave. A refund the store
+        never runs is lost (the budget stays stricter, never looser)."""
 
 
 class JobQueue(Protocol):

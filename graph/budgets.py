@@ -10,6 +10,7 @@ list of three pays for three.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,17 +70,12 @@ class BudgetGate:
         state = await self._store.take(key, cost, spec)
         return _allowance(state, key, cost if state.allowed else 0, spec)
 
-    async def charge(
-        self, actor: Actor | None, client_ip: str | None, requested: int, actual: int
-    ) -> Allowance:
-        """Take the requested cost and refund what ``actual`` did not spend, in one call: what
-        an answer known in advance (a cache hit) costs, exactly what ``take`` then ``settle``
-        would have cost it."""
+    def take_now(self, actor: Actor | None, client_ip: str | None, cost: int) -> Taking:
+        """``take``, its command sent now: a cache lookup sent next shares its round trip."""
         if self._store is None:
-            return UNLIMITED
+            return Taking(None, "", None, cost, UNLIMITED)
         key, spec = self._who(actor, client_ip)
-        state = await self._store.charge(key, requested, actual, spec)
-        return _allowance(state, key, min(actual, requested) if state.allowed else 0, spec)
+        return Taking(self._store.take_now(key, cost, spec), key, spec, cost)
 
     async def settle(self, allowance: Allowance, actual: int) -> Allowance:
         """Give back what the operation was charged beyond its actual cost."""
@@ -91,11 +87,57 @@ class BudgetGate:
         state = await self._store.refund(allowance.key, refund, allowance.spec)
         return _allowance(state, allowance.key, actual, allowance.spec)
 
+    def settle_later(self, allowance: Allowance, actual: int) -> Allowance:
+        """``settle`` without waiting for the store's answer (a cache hit's refund: the
+        next command on the budgets' connection runs after it all the same)."""
+        if self._store is None or allowance.spec is None:
+            return allowance
+        refund = allowance.taken - actual
+        if refund <= 0:
+            return allowance
+        spec = allowance.spec
+        state = self._store.refund_later(allowance.key, refund, spec, allowance.reset_after)
+        return _allowance(state, allowance.key, actual, spec)
+
     async def peek(self, actor: Actor | None, client_ip: str | None) -> Allowance:
         if self._store is None:
             return UNLIMITED
         key, spec = self._who(actor, client_ip)
         return _allowance(await self._store.peek(key, spec), key, 0, spec)
+
+
+class Taking:
+    """A take under way (``BudgetGate.take_now``): ``allowance()`` finishes it, once;
+    ``abandon()`` when the request ends without it."""
+
+    __slots__ = ("_allowance", "_cost", "_key", "_pending", "_spec")
+
+    def __init__(
+        self,
+        pending: Coroutine[Any, Any, BudgetState] | None,
+        key: str,
+        spec: BudgetSpec | None,
+        cost: int,
+        allowance: Allowance | None = None,
+    ) -> None:
+        self._pending = pending
+        self._key = key
+        self._spec = spec
+        self._cost = cost
+        self._allowance = allowance
+
+    async def allowance(self) -> Allowance:
+        if self._allowance is None:
+            assert self._pending is not None
+            assert self._spec is not None
+            state = await self._pending
+            taken = self._cost if state.allowed else 0
+            self._allowance = _allowance(state, self._key, taken, self._spec)
+        return self._allowance
+
+    def abandon(self) -> None:
+        if self._allowance is None and self._pending is not None:
+            self._pending.close()
 
 
 def _allowance(state: BudgetState, key: str, taken: int, spec: BudgetSpec) -> Allowance:

@@ -2,9 +2,9 @@
 
 Where it sits (``graph.http.endpoint``): after the cost analysis and
 authentication, in front of both executors. A hit is charged like a miss: its
-requested cost must fit the client's budget, and all but the stored
-response's actual cost is refunded (one budget call, where a miss takes before
-it runs and refunds after), so what a client pays never depends on what others
+requested cost must fit the client's budget (taken before the answer is known,
+the take sent with the lookup), and all but the stored response's actual cost
+is refunded, as a miss's is after it ran, so what a client pays never depends on what others
 asked before, and the budget cannot probe the cache: refused or not, a hit
 and a miss get the same answer.
 

@@ -23,14 +23,18 @@ unreachable the in-process budgets answer (per process, starting full).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import lru_cache, partial
+from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from domain.limits import BudgetSpec, BudgetState
 from infra.redis import RedisBreaker, RedisBusy, no_answer
-from infra.redis_wire import RedisWire, Script
+from infra.redis_wire import RedisWire, Script, abandon
 
 COMPONENT = "budgets"
 # What a refusal under overload (too many Redis commands already waiting) tells the client.
@@ -41,10 +45,9 @@ _EPSILON_S = 1e-9
 # How often the in-process budgets drop the ones that have refilled completely.
 _SWEEP_SECONDS = 60.0
 
-TAKE, REFUND, PEEK, CHARGE = "take", "refund", "peek", "charge"
+TAKE, REFUND, PEEK = "take", "refund", "peek"
 
-# ARGV: mode, capacity, interval (µs per point), points, and for a charge the points kept
-# of those taken (a take and its refund in one call). Returns
+# ARGV: mode, capacity, interval (µs per point), points. Returns
 # {allowed (0/1), µs until full (rounded up), µs until the take would fit (rounded up)}.
 # The TAT is stored with %.17g, which reads back as the same double.
 _GCRA = """
@@ -56,15 +59,12 @@ local tolerance = tonumber(ARGV[2]) * interval
 local points = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-if mode == 'take' or mode == 'charge' then
+if mode == 'take' then
   local wanted = tat + points * interval
   if wanted - now > tolerance + 0.5 then
     return {0, math.ceil(tat - now), math.ceil(wanted - tolerance - now)}
   end
   tat = wanted
-  if mode == 'charge' then
-    tat = math.max(tat - (points - tonumber(ARGV[5])) * interval, now)
-  end
 elseif mode == 'refund' then
   tat = math.max(tat - points * interval, now)
 end
@@ -110,9 +110,10 @@ def _checked(points: int, what: str) -> int:
     return points
 
 
-def _kept(cost: int, spent: int) -> int:
-    """What a charge keeps of what it takes: what was spent, at most what was taken."""
-    return min(cost, _checked(spent, "spent"))
+def _refunded(spec: BudgetSpec, points: int, full_in: float) -> BudgetState:
+    """What a refund of ``points`` leaves a budget that was full in ``full_in`` seconds:
+    what the script and ``apply`` work out, from the state the caller already has."""
+    return _state(spec, True, max(0.0, full_in - points / spec.restore_per_second), 0.0)
 
 
 class MemoryBudgets:
@@ -132,18 +133,20 @@ class MemoryBudgets:
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         return self.apply(PEEK, key, 0, spec)
 
-    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
-        return self.apply(CHARGE, key, _checked(cost, "cost"), spec, _kept(cost, spent))
+    def take_now(self, key: str, cost: int, spec: BudgetSpec) -> Coroutine[Any, Any, BudgetState]:
+        # Nothing to send: the take happens when it is awaited, as ``take``'s does.
+        return self.take(key, cost, spec)
 
-    def apply(
-        self, mode: str, key: str, points: int, spec: BudgetSpec, keep: int = 0
-    ) -> BudgetState:
+    def refund_later(self, key: str, points: int, spec: BudgetSpec, full_in: float) -> BudgetState:
+        return self.apply(REFUND, key, _checked(points, "points"), spec)
+
+    def apply(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
         """One call, synchronously: nothing else runs between the check and the take."""
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
         tat = max(self._tats.get(key, now), now)
-        taking = mode in (TAKE, CHARGE)
+        taking = mode == TAKE
         if taking and points > spec.capacity:
             return _state(spec, False, tat - now, None)  # it never fits
         interval = 1.0 / spec.restore_per_second
@@ -153,8 +156,6 @@ class MemoryBudgets:
             if wanted - now > tolerance + _EPSILON_S:
                 return _state(spec, False, tat - now, wanted - tolerance - now)
             tat = wanted
-            if mode == CHARGE:
-                tat = max(tat - (points - keep) * interval, now)
         elif mode == REFUND:
             tat = max(tat - points * interval, now)
         if mode != PEEK:
@@ -175,7 +176,9 @@ class RedisBudgets:
     """Budgets shared by every process through one Redis key each (``<prefix><key>``).
 
     Commands go over a ``RedisWire`` of the budgets' own (every request takes and most
-    refund: through redis-py each call cost about 80 µs of CPU, here a few).
+    refund: through redis-py each call cost about 80 µs of CPU, here a few). A cache
+    hit's take is sent before it is awaited (``take_now``) and its refund never is
+    (``refund_later``): the hit waits for Redis once, for its lookup and take together.
 
     Under overload (more commands waiting on the wire than it accepts) a ``take`` is
     refused for a second rather than answered from a per-process count that
@@ -209,36 +212,87 @@ class RedisBudgets:
     async def peek(self, key: str, spec: BudgetSpec) -> BudgetState:
         return await self._call(PEEK, key, 0, spec)
 
-    async def charge(self, key: str, cost: int, spent: int, spec: BudgetSpec) -> BudgetState:
+    def take_now(self, key: str, cost: int, spec: BudgetSpec) -> Coroutine[Any, Any, BudgetState]:
         _checked(cost, "cost")
-        if cost > spec.capacity:
-            state = await self._call(PEEK, key, 0, spec)
-            return _state(spec, False, state.reset_seconds, None)
-        return await self._call(CHARGE, key, cost, spec, _kept(cost, spent))
+        if cost <= spec.capacity and self._breaker.available and self._wire.connected:
+            try:
+                reply = self._wire.call(*self._command(TAKE, key, cost, spec), reuse=True)
+            except RedisBusy:
+                pass  # ``take`` answers for an overloaded wire
+            else:
+                return self._taken(reply, key, cost, spec)
+        return self.take(key, cost, spec)
 
-    async def _call(
-        self, mode: str, key: str, points: int, spec: BudgetSpec, keep: int = 0
+    async def _taken(
+        self, reply: Awaitable[Any], key: str, cost: int, spec: BudgetSpec
     ) -> BudgetState:
-        # A partial, not a closure: no coroutine of its own to resume (a cache hit's
-        # budget call comes through here). The same client asking the same query sends
-        # the same command: reused packed.
+        """``take_now``'s answer, once its command was sent: through the breaker like any
+        call, from the fallback when Redis went away meanwhile."""
+        try:
+            answer = await self._breaker.run(COMPONENT, partial(_given, reply), no_answer)
+        except NoScriptError:
+            # Redis lost its scripts (a restart, SCRIPT FLUSH), so nothing was taken:
+            # ``take`` loads the script and takes.
+            return await self.take(key, cost, spec)
+        if answer is None:
+            if isinstance(reply, asyncio.Future):
+                abandon([reply])  # the breaker was open: nobody reads it
+            return self._fallback.apply(TAKE, key, cost, spec)
+        return _answered(spec, answer)
+
+    def refund_later(self, key: str, points: int, spec: BudgetSpec, full_in: float) -> BudgetState:
+        """Send the refund and answer without waiting for Redis: the state is worked out
+        from ``full_in``. A refund Redis never runs (the connection lost, or the script
+        flushed) is lost, the strict side; with the breaker open it goes to the fallback."""
+        _checked(points, "points")
+        if self._breaker.available and self._wire.tell(
+            *self._command(REFUND, key, points, spec), reuse=True
+        ):
+            return _refunded(spec, points, full_in)
+        return self._fallback.apply(REFUND, key, points, spec)
+
+    def _command(self, mode: str, key: str, points: int, spec: BudgetSpec) -> tuple[str | int, ...]:
+        """The script's EVALSHA, as ``RedisWire.evalsha`` would send it."""
+        interval = _interval_text(spec.restore_per_second)
+        return (
+            "EVALSHA",
+            self._script.sha,
+            1,
+            self._prefix + key,
+            mode,
+            spec.capacity,
+            interval,
+            points,
+        )
+
+    async def _call(self, mode: str, key: str, points: int, spec: BudgetSpec) -> BudgetState:
+        # A partial, not a closure: no coroutine of its own to resume. The same client
+        # asking the same query sends the same command: reused packed.
         shared = partial(
             self._wire.evalsha,
             self._script,
             (self._prefix + key,),
-            (mode, spec.capacity, _interval_text(spec.restore_per_second), points, keep),
+            (mode, spec.capacity, _interval_text(spec.restore_per_second), points),
             reuse=True,
         )
         try:
             reply = await self._breaker.run(COMPONENT, shared, no_answer)
         except RedisBusy:
-            if mode in (TAKE, CHARGE):
+            if mode == TAKE:
                 state = self._fallback.apply(PEEK, key, 0, spec)
                 return _state(spec, False, state.reset_seconds, BUSY_RETRY_SECONDS)
             return self._fallback.apply(mode, key, points, spec)
         if reply is None:  # Redis is away: this process's budgets answer
-            return self._fallback.apply(mode, key, points, spec, keep)
-        allowed, full_in_us, retry_us = reply
-        return _state(
-            spec, bool(int(allowed)), int(full_in_us) / 1_000_000, int(retry_us) / 1_000_000
-        )
+            return self._fallback.apply(mode, key, points, spec)
+        return _answered(spec, reply)
+
+
+def _given(reply: Awaitable[Any]) -> Awaitable[Any]:
+    """A command already sent, as the operation ``RedisBreaker.run`` awaits."""
+    return reply
+
+
+def _answered(spec: BudgetSpec, reply: list[Any]) -> BudgetState:
+    """The script's reply: allowed, µs until full, µs until the points would fit."""
+    allowed, full_in_us, retry_us = reply
+    return _state(spec, bool(int(allowed)), int(full_in_us) / 1_000_000, int(retry_us) / 1_000_000)

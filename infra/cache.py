@@ -25,10 +25,10 @@ share the slot, but are not declared, which Redis Cluster allows for keys of
 the script's own slot.
 
 Commands go over a ``RedisWire`` of the cache's own (one multiplexed connection,
-``infra.redis_wire``): a hit is two Redis commands, a lookup here and the budget's
-charge, and through redis-py each cost about 80 µs of CPU, more than the rest of the
-hit together. Its own connection, so a large entry in transit never delays a budget
-check.
+``infra.redis_wire``): a hit is a lookup here and the budget's take, sent in the same
+turn of the loop (one round trip), and through redis-py each cost about 80 µs of CPU,
+more than the rest of the hit together. Its own connection, so a large entry in transit
+never delays a budget check.
 
 Degradation: every call goes through the process's ``RedisBreaker``; the wire fails
 a command not answered within the cache's timeout (``CACHE_TIMEOUT_MS``). A failed

@@ -130,6 +130,7 @@ class _Connection(asyncio.Protocol):
         "reader",
         "timeout",
         "transport",
+        "unheard",
         "watchdog",
         "writes",
     )
@@ -153,6 +154,10 @@ class _Connection(asyncio.Protocol):
         self.writes = 0
         # Resolved once the transport is gone (connection_lost).
         self.done: asyncio.Future[None] = loop.create_future()
+        # Stands in the queue for the reply to a command nobody waits for (``RedisWire.tell``):
+        # already done, so that reply is read and dropped like a cancelled caller's.
+        self.unheard: asyncio.Future[Any] = loop.create_future()
+        self.unheard.cancel()
 
     # asyncio.Protocol
 
@@ -385,6 +390,23 @@ class RedisWire:
             return self._call_connected(packed)
         return self._submit(connection, packed)
 
+    def tell(self, *args: Arg, reuse: bool = False) -> bool:
+        """Send one command whose reply nobody waits for (read and dropped, error or not);
+        False, sending nothing, when no connection is open or ``max_pending`` commands are
+        waiting. It keeps its place in the order: a command sent later on this wire runs
+        after it. ``reuse``: as for ``call``."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return False
+        pending = connection.pending
+        if len(pending) >= self._max_pending:
+            return False
+        connection.write(self._packed(args, one=True) if reuse else _pack(args))
+        pending.append((connection.unheard, connection.loop.time() + connection.timeout))
+        if connection.watchdog is None:
+            connection.arm()
+        return True
+
     async def _call_connected(self, packed: bytes) -> Any:
         connection = await self._connected()
         connection.ensure_open()  # it may have been lost while this caller waited
@@ -407,9 +429,9 @@ class RedisWire:
         memo when they were packed before.
 
         hiredis formats every argument with ``sprintf``: a hit's lookup and budget
-        charge (three commands, 16 arguments) cost 25,000 instructions to pack, a
+        take (three commands, 16 arguments) cost 25,000 instructions to pack, a
         twelfth of the hit (callgrind), and the same few commands go out again and
-        again (a client's charge for the same query, the lookup of the same entry).
+        again (a client's take for the same query, the lookup of the same entry).
         Bounded; the oldest packing goes first. Every argument must be hashable.
         """
         memo = self._memo
@@ -456,7 +478,7 @@ class RedisWire:
                 except ResponseError as error:
                     replies.append(error)
         except BaseException:
-            _abandon(futures)
+            abandon(futures)
             raise
         if raise_on_error:
             for reply in replies:
@@ -594,7 +616,7 @@ class RedisWire:
             for future in futures:
                 await future
         except BaseException:
-            _abandon(futures)
+            abandon(futures)
             raise
 
     def _forget(self, connection: _Connection) -> None:
@@ -604,7 +626,7 @@ class RedisWire:
             self._connection = None
 
 
-def _abandon(futures: list[asyncio.Future[Any]]) -> None:
+def abandon(futures: list[asyncio.Future[Any]]) -> None:
     """Leave a batch's futures: unanswered ones are cancelled (their replies will be
     dropped), failed ones have their exception marked as seen."""
     for future in futures:

@@ -6,12 +6,12 @@
 3. Choose the operation, coerce its variables, and compute its requested cost
    (``graph.analysis``); an operation over the cost limit is refused.
 4. Authenticate (``graph.http.auth``).
-5. Answer from the response cache (``graph.caching``), or take the cost from
-   the client's budget (``graph.budgets``; a client that cannot pay gets 429
-   and nothing runs) and execute (compiled, else ``graph.execution``), measure
-   the actual cost of what came back and refund the difference. A hit is
-   charged the same: its requested cost must fit, and all but its stored
-   actual cost comes back, in one budget call. Answer with the cost, budget
+5. Take the cost from the client's budget (``graph.budgets``; a client that
+   cannot pay gets 429 and nothing runs), its command sent with the response
+   cache's lookup (``graph.caching``), so a hit waits for one round trip to
+   Redis. Answer from the cache, or execute (compiled, else
+   ``graph.execution``) and measure the actual cost of what came back; either
+   way the difference is refunded (a hit's without waiting for Redis). Answer with the cost, budget
    and cache status in ``extensions`` and the ``RateLimit-*`` and HTTP caching
    headers (304 for a GET whose ``If-None-Match`` still holds).
 
@@ -511,8 +511,12 @@ class GraphQLEndpoint:
                 # Public and anonymous keys are the same for every caller: kept with the plan.
                 planned.cache_keys[scope] = key
 
+        # Sent now, so that the budget's command and the cache's lookup leave in the same
+        # turn of the loop and a hit waits for one round trip to Redis, not two.
+        taking = self._budgets.take_now(actor, context.client_ip, requested)
+
         async def run() -> _Answer:
-            allowance = await self._budgets.take(actor, context.client_ip, requested)
+            allowance = await taking.allowance()
             if not allowance.allowed:
                 raise _Refused(allowance)
             context.requested_cost = requested
@@ -531,18 +535,20 @@ class GraphQLEndpoint:
             return self._throttled(refused.allowance, requested, media)
         except _Outage as outage:
             raise outage.error from None
+        except BaseException:
+            taking.abandon()
+            raise
         entry.cache = served.status  # a StrEnum: its own value
         if served.status is CacheStatus.HIT:
             assert served.entry is not None
             hit = served.entry
             # Charged like a miss: the requested cost must fit, and all but what the
-            # stored answer holds comes back (take and refund in one call).
-            allowance = await self._budgets.charge(
-                actor, context.client_ip, requested, hit.actual_cost
-            )
+            # stored answer holds comes back.
+            allowance = await taking.allowance()
             if not allowance.allowed:
                 entry.outcome = "throttled"
                 return self._throttled(allowance, requested, media)
+            allowance = self._budgets.settle_later(allowance, hit.actual_cost)
             entry.path = "cache"
             body, actual, status, headers = hit.body, hit.actual_cost, 200, {}
             etag: str | None = hit.etag

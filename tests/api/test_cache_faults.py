@@ -18,10 +18,18 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.limits import BudgetSpec, RoleBudgets
 from infra.cache import RedisResponseStore
 from infra.redis import RedisBreaker
 from infra.settings import Settings
-from tests.api.caching import CacheClient, cache_server, cached_settings, markets_locked, until
+from tests.api.caching import (
+    CacheClient,
+    Reply,
+    cache_server,
+    cached_settings,
+    markets_locked,
+    until,
+)
 from tests.api.redis_proxy import CountingProxy
 from tests.conftest import CREATE_MARKET, future
 from tests.support import GraphQLClient, RedisProcess, sign_up_and_in
@@ -278,3 +286,54 @@ async def test_an_outage_during_a_batch_costs_each_request_one_redis_call_at_mos
     # With the breaker open, later requests do not touch Redis at all.
     assert after_later == at_outage + during
     assert {reply.cache for reply in later} == {"BYPASS"}
+
+
+async def test_a_hit_waits_for_one_round_trip_to_redis(
+    settings: Settings, own_redis: RedisProcess, proxy: CountingProxy
+) -> None:
+    """A hit's budget take leaves with its cache lookup: with Redis frozen, all three
+    commands (GETRANGE and MGET, and the take) are in flight at once, where a take sent
+    once the lookup answered would not be. Its refund (the listing holds less than it
+    asks for) is sent after, and not waited for."""
+    # Budgets that refill one point in 1,000 s: what they show is what was spent.
+    spec = BudgetSpec(capacity=1_000, restore_per_second=0.001)
+    tuned = cached_settings(
+        settings,
+        redis_url=proxy.url,
+        jobs_in_process=False,
+        cache_timeout_seconds=2.0,
+        budgets=RoleBudgets(anonymous=spec, user=spec, moderator=spec, admin=spec),
+    )
+    async with cache_server(tuned) as client:
+        gql = GraphQLClient(client.http)
+        creator = await sign_up_and_in(gql, "Creator")
+        word = uuid.uuid4().hex[:10]
+        await gql.data(
+            CREATE_MARKET,
+            {"input": {"name": f"Will {word} answer at once?", "endDate": future()}},
+            token=creator.token,
+        )
+        miss = await client.ask(LISTING, {"word": word})
+        assert miss.cache == "MISS"
+        await until(lambda: proxy.awaiting == 0, "Redis has answered everything")
+        own_redis.freeze()
+        try:
+            asked = asyncio.ensure_future(client.ask(LISTING, {"word": word}))
+            await until(lambda: proxy.awaiting == 3, "the lookup and the take are in flight")
+        finally:
+            own_redis.thaw()
+        hit = await asked
+        # Redis's own figures, after it ran the refund: the next take is answered by it.
+        again = await client.ask(LISTING, {"word": word})
+    assert (hit.cache, again.cache) == ("HIT", "HIT")
+
+    def spent(reply: Reply) -> int:
+        status = reply.payload["extensions"]["cost"]["throttleStatus"]
+        return int(status["maximumAvailable"] - status["currentlyAvailable"])
+
+    actual = [r.payload["extensions"]["cost"]["actualQueryCost"] for r in (miss, hit, again)]
+    assert actual[1] < hit.payload["extensions"]["cost"]["requestedQueryCost"]
+    # Each request kept only its actual cost: the hit's refund is in its own figures (worked
+    # out by the server) and in Redis's (the next take's answer).
+    assert spent(hit) - spent(miss) == actual[1]
+    assert spent(again) - spent(hit) == actual[2]

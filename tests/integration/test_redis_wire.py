@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -270,6 +271,25 @@ async def test_a_read_only_replica_is_a_read_only_error_and_an_outage(
         assert await wire.call("SET", "k", "v") == b"OK"
     finally:
         await wire.close()
+
+
+async def test_a_told_command_runs_in_order_and_its_reply_is_dropped(wire: RedisWire) -> None:
+    key = f"mgtest-wire:{uuid.uuid4().hex}"
+    await wire.connect()
+    assert wire.tell("SET", key, "1", "EX", 60)
+    assert wire.tell("INCR", key)
+    assert wire.tell("HGET", key, "f")  # an error reply (wrong type), dropped all the same
+    # Each later command gets its own reply, after what was told ran.
+    assert await wire.call("GET", key) == b"2"
+    assert wire.pending == 0
+    assert await wire.call("DEL", key) == 1
+
+
+async def test_tell_sends_nothing_without_an_open_connection() -> None:
+    wire = RedisWire(REDIS_URL)
+    assert not wire.tell("PING")
+    assert wire.writes == 0
+    await wire.close()
 
 
 # Scripts
