@@ -11,9 +11,10 @@
    cache's lookup (``graph.caching``), so a hit waits for one round trip to
    Redis. Answer from the cache, or execute (compiled, else
    ``graph.execution``) and measure the actual cost of what came back; either
-   way the difference is refunded (a hit's without waiting for Redis). Answer with the cost, budget
-   and cache status in ``extensions`` and the ``RateLimit-*`` and HTTP caching
-   headers (304 for a GET whose ``If-None-Match`` still holds).
+   way the difference is refunded (a hit's without waiting for Redis). Answer
+   with the cost, budget and cache status in ``extensions`` and the
+   ``RateLimit-*`` and HTTP caching headers (304 for a GET whose
+   ``If-None-Match`` still holds).
 
 The document itself may come by hash or id (``graph.persisted``: APQ and
 trusted documents) instead of as text.
