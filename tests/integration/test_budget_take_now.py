@@ -4,11 +4,9 @@ and a refund nobody waits for (``refund_later``), on real Redis and in process."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from domain.limits import BudgetSpec
 from domain.ports import Budgets
@@ -28,17 +26,6 @@ async def wire() -> AsyncIterator[RedisWire]:
     await wire.connect()
     yield wire
     await wire.close()
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    prefix = f"mgtest-takenow:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    raw = Redis.from_url(REDIS_URL)
-    keys = [key async for key in raw.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await raw.delete(*keys)
-    await raw.aclose()
 
 
 @pytest.fixture(params=["redis", "in-process"])
