@@ -36,7 +36,7 @@ from graph.context import Services
 from graph.documents import DocumentLimits, Documents
 from graph.graphiql import ASSETS_PATH, missing_assets
 from graph.http import ROUTED_METHODS, GraphQLEndpoint
-from graph.middleware import Edge, cors
+from graph.middleware import Edge, RequestIds, cors
 from graph.persisted import PersistedDocuments, Registry, TrustMode
 from graph.schema import build_schema
 from graph.worker import JobSystem
@@ -235,6 +235,7 @@ def create_app(settings: Settings, *, freeze_startup_heap: bool = False) -> Star
         TrustMode(settings.trusted_documents),
         admins_exempt=settings.trusted_documents_admin,
     )
+    request_ids = RequestIds()
     graphql = GraphQLEndpoint(
         schema._schema,
         documents,
@@ -251,6 +252,7 @@ def create_app(settings: Settings, *, freeze_startup_heap: bool = False) -> Star
         compiled=(planner, compiled_reads) if planner is not None and compiled_reads else None,
         cache=cache,
         persisted=persisted,
+        ids=request_ids,
     )
 
     @asynccontextmanager
@@ -362,11 +364,14 @@ def create_app(settings: Settings, *, freeze_startup_heap: bool = False) -> Star
         )
 
     def edge(inner: ASGIApp) -> ASGIApp:
+        origins, localhost = settings.cors_origins, settings.cors_localhost
         return Edge(
             inner,
-            graphql=cors(graphql, settings.cors_origins, settings.cors_localhost),
+            graphql=cors(graphql, origins, localhost),
             routes=["/graphql", "/health", "/health/ready", "/metrics", f"{ASSETS_PATH}/"],
             observe=observe_request,
+            ids=request_ids,
+            graphql_at_edge=cors(graphql.at_edge, origins, localhost),
         )
 
     app = Api(edge, routes=routes, lifespan=lifespan)

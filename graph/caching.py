@@ -374,23 +374,27 @@ class ResponseCache:
         return served, outcome
 
 
-def cache_headers(policy: Policy, etag: str | None, max_age: int) -> dict[str, str]:
-    """``Cache-Control``, ``ETag`` and ``Vary`` of a query response (``etag`` None: not
-    cacheable, ``no-store``); ``public`` only when it is the same for every caller,
-    extensions and headers included (``Policy.http_shared``)."""
+_VARY = (b"vary", VARY.encode())
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def cache_headers(policy: Policy, etag: str | None, max_age: int) -> list[tuple[bytes, bytes]]:
+    """``Cache-Control``, ``ETag`` and ``Vary`` of a query response, as uvicorn sends them
+    (``etag`` None: not cacheable, ``no-store``); ``public`` only when it is the same for
+    every caller, extensions and headers included (``Policy.http_shared``)."""
     if etag is None or not policy.cacheable:
-        return {"Cache-Control": "no-store", "Vary": VARY}
-    return {
-        "Cache-Control": _cache_control(policy.http_shared, max(0, max_age)),
-        "ETag": etag,
-        "Vary": VARY,
-    }
+        return [_NO_STORE, _VARY]
+    return [
+        (b"cache-control", _cache_control(policy.http_shared, max(0, max_age))),
+        (b"etag", etag.encode("latin-1")),
+        _VARY,
+    ]
 
 
 @lru_cache(maxsize=512)
-def _cache_control(shared: bool, max_age: int) -> str:
+def _cache_control(shared: bool, max_age: int) -> bytes:
     # A hit's max age is the seconds its entry has left: a few hundred values at most.
-    return f"{'public' if shared else 'private'}, max-age={max_age}"
+    return f"{'public' if shared else 'private'}, max-age={max_age}".encode()
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:

@@ -48,7 +48,7 @@ class Services:
         return frozenset({POSITIONS.name}) if self.positions_public else frozenset()
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     request_id: str
     services: Services

@@ -167,15 +167,23 @@ class Tally:
     def observe(self, series: Histogram, seconds: float) -> None:
         self.timed(None, series, seconds)
 
-    def timed(self, counter: Counter | None, histogram: Histogram, seconds: float) -> None:
-        """``count(counter)`` and ``observe(histogram, seconds)`` under one lock (every
-        request does both)."""
+    def timed(
+        self,
+        counter: Counter | None,
+        histogram: Histogram,
+        seconds: float,
+        also: Counter | None = None,
+    ) -> None:
+        """``count(counter)``, ``count(also)`` and ``observe(histogram, seconds)`` under one
+        lock (every request does them all)."""
         # The first bucket whose bound is at least the value, as Histogram.observe picks.
         bucket = 1 + bisect.bisect_left(_LATENCY_BOUNDS, seconds)
         with self._lock:
+            counts = self._counts
             if counter is not None:
-                counts = self._counts
                 counts[counter] = counts.get(counter, 0) + 1
+            if also is not None:
+                counts[also] = counts.get(also, 0) + 1
             pending = self._observed.get(histogram)
             if pending is None:
                 pending = self._observed[histogram] = [0.0] * (len(_LATENCY_BOUNDS) + 2)
@@ -223,19 +231,32 @@ tally = Tally()
 
 # The labelled series of each (name, kind, outcome) seen, so that a request costs no
 # label lookup (labels() takes a lock and builds its key every time).
-_series: dict[tuple[str | None, str | None, str], tuple[Counter, Histogram]] = {}
+_series: dict[
+    tuple[str | None, str | None, str, int | None], tuple[Counter, Histogram, Counter | None]
+] = {}
 _requests: dict[tuple[str, int], Counter] = {}
+# The route the GraphQL endpoint's HTTP responses count under.
+GRAPHQL_ROUTE = "/graphql"
 
 
-def observe_operation(name: str | None, kind: str | None, outcome: str, seconds: float) -> None:
+def observe_operation(
+    name: str | None,
+    kind: str | None,
+    outcome: str,
+    seconds: float,
+    http_status: int | None = None,
+) -> None:
     """Count one GraphQL request and its latency; the edge calls it once per request.
 
     ``name`` is the executed operation's name (None when anonymous or unknown), ``kind``
     ``query``/``mutation``/``subscription`` (None when no operation was chosen),
     ``outcome`` a short snake_case word of the edge's (``ok``, ``errors``, ``rejected``,
-    ``internal_error``, ...), ``seconds`` the time the request took.
+    ``internal_error``, ...), ``seconds`` the time the request took. ``http_status``,
+    when the endpoint itself is the edge: its HTTP response is counted too, as
+    ``observe_request`` would (one call and one lock a request, not two).
     """
-    series = _series.get((name, kind, outcome))
+    key = (name, kind, outcome, http_status)
+    series = _series.get(key)
     if series is None:
         operation = _names.label(name)
         kind_label = kind if kind in KINDS else ("none" if kind is None else OTHER)
@@ -243,19 +264,24 @@ def observe_operation(name: str | None, kind: str | None, outcome: str, seconds:
         series = (
             OPERATION_COUNT.labels(operation, kind_label, outcome_label),
             OPERATION_LATENCY.labels(operation, outcome_label),
+            None if http_status is None else _request_series(GRAPHQL_ROUTE, http_status),
         )
         # Bounded as the labels are: names beyond the first ones all share "other".
         if len(_series) < 4 * OPERATION_NAMES_MAX:
-            _series[(name, kind, outcome)] = series
-    tally.timed(series[0], series[1], seconds)
+            _series[key] = series
+    tally.timed(series[0], series[1], seconds, series[2])
+
+
+def _request_series(route: str, status: int) -> Counter:
+    series = _requests.get((route, status))
+    if series is None:
+        series = _requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
+    return series
 
 
 def observe_request(route: str, status: int) -> None:
     """Count one HTTP response by route (a bounded set) and status."""
-    series = _requests.get((route, status))
-    if series is None:
-        series = _requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
-    tally.count(series)
+    tally.count(_request_series(route, status))
 
 
 _CACHE_EVENTS = {

@@ -78,6 +78,7 @@ from graph.http.protocol import (
     request_source,
     shown_name,
 )
+from graph.middleware import RequestIds
 from graph.persisted import Document, PersistedDocuments, PersistedError, Registry
 from graph.variables import Variables
 
@@ -86,10 +87,14 @@ log = structlog.get_logger("marketgraph.http")
 # What a client is told to wait before retrying when a dependency is down.
 OUTAGE_RETRY_AFTER_SECONDS = 5
 
-Observe = Callable[[str | None, str | None, str, float], None]
+# An operation's name, kind, outcome and seconds, and its HTTP status when the endpoint
+# was the edge (``infra.metrics.observe_operation``).
+Observe = Callable[[str | None, str | None, str, float, int | None], None]
 
 
-def _ignore(_name: str | None, _kind: str | None, _outcome: str, _seconds: float) -> None:
+def _ignore(
+    _name: str | None, _kind: str | None, _outcome: str, _seconds: float, _status: int | None
+) -> None:
     return None
 
 
@@ -186,6 +191,7 @@ class GraphQLEndpoint:
         graphiql_assets_url: str | None = None,
         cache: ResponseCache | None = None,
         persisted: PersistedDocuments | None = None,
+        ids: RequestIds | None = None,
     ) -> None:
         self._schema = schema
         self._documents = documents
@@ -208,6 +214,7 @@ class GraphQLEndpoint:
         self._cache = cache or ResponseCache(None, CacheHints(schema), CacheSettings())
         self._persisted = persisted or PersistedDocuments(Registry(None, documents), None)
         self._memo = RequestMemo()
+        self._ids = ids or RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as an ASGI app (``graph.http.messages``: no Starlette request or
@@ -215,7 +222,17 @@ class GraphQLEndpoint:
         reply = await self.handle(HttpRequest(scope, receive))
         await reply.send(send)
 
-    async def handle(self, request: HttpRequest) -> Reply:
+    async def at_edge(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI app that does the edge middleware's job for its own
+        responses (``graph.middleware.Edge``): the request id, echoed, and the count of
+        HTTP responses by route and status."""
+        request = HttpRequest(scope, receive)
+        request.request_id = request_id = self._ids.assign(request.header(b"x-request-id"))
+        reply = await self.handle(request, at_edge=True)
+        reply.headers.append((b"x-request-id", request_id.encode()))
+        await reply.send(send)
+
+    async def handle(self, request: HttpRequest, *, at_edge: bool = False) -> Reply:
         started = time.perf_counter()
         request_id = request.request_id
         media = media_type(request.header(b"accept"))
@@ -250,7 +267,7 @@ class GraphQLEndpoint:
                 context = self._context(request, request_id)
             await auth.authenticate(context)
             identified = True
-            if planned.gql.extensions.get("costExplain") is True:
+            if planned.explain:
                 # Over the cost limit too: the refusal below sends clients here for the
                 # breakdown, and explaining executes nothing (the document limits held).
                 entry.outcome = "explained"
@@ -270,7 +287,8 @@ class GraphQLEndpoint:
                 failure_body(failure, {"cost": cost}),
                 failure.status_for(media),
                 media or JSON,
-                {**failure.headers, **_rate_headers(allowance)},
+                failure.headers,
+                _rate_headers(allowance),
             )
         except Exception as error:
             # No budget call while something fails: the cost is said, the budget is not.
@@ -288,7 +306,9 @@ class GraphQLEndpoint:
         if entry.outcome != "unavailable" and entry.path is not None:
             self._outages.served()
         elapsed = time.perf_counter() - started
-        self._observe(entry.name, entry.kind, entry.outcome, elapsed)
+        self._observe(
+            entry.name, entry.kind, entry.outcome, elapsed, response.status if at_edge else None
+        )
         if self._log_operations:
             self._log_operation(request_id, entry, elapsed, response, context)
         return response
@@ -311,12 +331,23 @@ class GraphQLEndpoint:
         variables = self._variables(operation, gql)
         requested = entry.requested = self._requested(operation, variables.coerced)
         cache = self._cache
+        policy = cache.policy(operation)
         cache_base = (
             cache.key_base(document.sha256, operation, gql.variables)
-            if cache.enabled and cache.policy(operation).cacheable
+            if cache.enabled and policy.cacheable
             else None
         )
-        planned = Planned(gql, document, prepared, operation, variables, requested, cache_base)
+        planned = Planned(
+            gql,
+            document,
+            prepared,
+            operation,
+            variables,
+            requested,
+            policy,
+            cache_base,
+            explain=gql.extensions.get("costExplain") is True,
+        )
         self._memo.put(request.method, source, planned)
         return planned
 
@@ -472,7 +503,7 @@ class GraphQLEndpoint:
             "maximumQueryCost": self._limits.max_cost,
         }
         body = {"extensions": {"cost": cost, "costExplain": rows}}
-        return Reply(encode(body), media_type=media, headers=_rate_headers(allowance))
+        return Reply(encode(body), media_type=media, raw=_rate_headers(allowance))
 
     async def _known_allowance(
         self, request: HttpRequest, context: Context | None, identified: bool
@@ -502,8 +533,7 @@ class GraphQLEndpoint:
     ) -> Reply:
         actor = await context.actor()
         cache = self._cache
-        operation, requested = planned.operation, planned.requested
-        policy = cache.policy(operation)
+        operation, requested, policy = planned.operation, planned.requested, planned.policy
         key = ""
         if planned.cache_base is not None:
             scope = key_scope(policy, context.viewer_id)
@@ -551,7 +581,7 @@ class GraphQLEndpoint:
                 return self._throttled(allowance, requested, media)
             allowance = self._budgets.settle_later(allowance, hit.actual_cost)
             entry.path = "cache"
-            body, actual, status, headers = hit.body, hit.actual_cost, 200, {}
+            body, actual, status, headers = hit.body, hit.actual_cost, 200, None
             etag: str | None = hit.etag
             max_age = int(hit.fresh_until - time.time())
         else:
@@ -564,18 +594,18 @@ class GraphQLEndpoint:
             max_age = policy.max_age
             allowance = await self._budgets.settle(answer.allowance, actual)
         entry.actual = actual
-        headers = {**headers, **_rate_headers(allowance)}
+        raw = _rate_headers(allowance)
         if operation.kind is OperationType.QUERY:
-            headers.update(cache_headers(policy, etag, max_age))
+            raw += cache_headers(policy, etag, max_age)
             if etag is not None and matches(conditional, etag):
                 entry.outcome = "not_modified"
-                return Reply(status=304, media_type=None, headers=headers)
+                return Reply(status=304, media_type=None, headers=headers, raw=raw)
         extensions = encode(
             {"cost": _cost_extension(requested, actual, allowance), "cache": served.status}
         )
         # One copy of the stored bytes, their closing brace replaced by this request's own.
         content = b"".join((memoryview(body)[:-1], b',"extensions":', extensions, b"}"))
-        return Reply(content, status, media, headers)
+        return Reply(content, status, media, headers, raw)
 
     async def _run(self, planned: Planned, context: Context, entry: _Log) -> _Answer:
         """Execute the operation: compiled when it can be, else on the resolver path."""
@@ -698,8 +728,9 @@ class GraphQLEndpoint:
             ],
             "extensions": {"cost": _cost_extension(requested, 0, allowance)},
         }
-        headers = {**_rate_headers(allowance), "Retry-After": str(retry_after)}
-        return Reply(encode(body), 429, media, headers)
+        return Reply(
+            encode(body), 429, media, {"Retry-After": str(retry_after)}, _rate_headers(allowance)
+        )
 
     @staticmethod
     def _unavailable(request_id: str, media: str | None, cost: dict[str, Any]) -> Reply:
@@ -786,11 +817,12 @@ def _cost_extension(requested: int, actual: int, allowance: Allowance) -> dict[s
     }
 
 
-def _rate_headers(allowance: Allowance) -> dict[str, str]:
+def _rate_headers(allowance: Allowance) -> list[tuple[bytes, bytes]]:
+    """The ``RateLimit-*`` headers of a response, as uvicorn sends them."""
     if not allowance.limited:
-        return {}
-    return {
-        "RateLimit-Limit": str(allowance.capacity),
-        "RateLimit-Remaining": str(max(0, math.floor(allowance.remaining))),
-        "RateLimit-Reset": str(max(0, math.ceil(allowance.reset_after))),
-    }
+        return []
+    return [
+        (b"ratelimit-limit", str(allowance.capacity).encode()),
+        (b"ratelimit-remaining", str(max(0, math.floor(allowance.remaining))).encode()),
+        (b"ratelimit-reset", str(max(0, math.ceil(allowance.reset_after))).encode()),
+    ]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from graphql.execution.values import VariableValues
 
 from graph.analysis import OperationFigures
+from graph.cache_policy import Policy
 from graph.documents import Prepared
 from graph.http.protocol import GraphQLRequest
 from graph.persisted import Document
@@ -45,10 +46,14 @@ class Planned:
     operation: OperationFigures
     variables: VariableValues
     requested: int
-    # The response cache key's request part, and the keys made from it so far by scope
-    # ("public", "anonymous"; a signed-in viewer's scope is not kept).
+    # The operation's cache policy (``graph.cache_policy``).
+    policy: Policy
+    # The response cache key's request part (None: not cached), and the keys made from it
+    # so far by scope ("public", "anonymous"; a signed-in viewer's scope is not kept).
     cache_base: bytes | None = None
     cache_keys: dict[str, str] = field(default_factory=dict)
+    # Asked for the cost breakdown (``extensions.costExplain``) rather than the result.
+    explain: bool = False
 
 
 class RequestMemo:

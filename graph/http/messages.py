@@ -23,19 +23,20 @@ class HttpRequest:
     """One request to the endpoint: its method, headers, client and query string (the body
     is read from ``receive``, ``graph.http.protocol.request_source``)."""
 
-    __slots__ = ("_headers", "_query", "method", "receive", "scope")
+    __slots__ = ("_headers", "_query", "method", "receive", "request_id", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
         self.method: str = scope["method"]
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            # The first of a repeated header counts, as with Starlette's Headers.get.
-            if name not in headers:
-                headers[name] = value
-        self._headers = headers
+        # The first of a repeated header counts, as with Starlette's Headers.get: built from
+        # the last to the first, the first one's value is the one left.
+        self._headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self._query: QueryParams | None = None
+        # Given by the edge middleware (``graph.middleware.Edge``), or by the endpoint at the
+        # edge (``GraphQLEndpoint.at_edge``).
+        state = scope.get("state")
+        self.request_id: str = str(state.get("request_id", "")) if state else ""
 
     def header(self, name: bytes) -> str | None:
         """The value of header ``name`` (lowercase, as ASGI gives names), or None."""
@@ -49,11 +50,6 @@ class HttpRequest:
     def client_ip(self) -> str | None:
         client = self.scope.get("client")
         return str(client[0]) if client else None
-
-    @property
-    def request_id(self) -> str:
-        """Given by the edge middleware (``graph.middleware.Edge``)."""
-        return str(self.scope.get("state", {}).get("request_id", ""))
 
     @property
     def query_string(self) -> bytes:
@@ -82,21 +78,24 @@ class Reply:
         status: int = 200,
         media_type: str | None = JSON,
         headers: Mapping[str, str] | None = None,
+        raw: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
+        """``headers`` by name and value; ``raw`` already as uvicorn sends them (the
+        endpoint's own headers, encoded once per value rather than on every response)."""
         self.status = status
         self.body = body
-        raw = (
+        pairs = (
             [(_encoded_name(name), value.encode("latin-1")) for name, value in headers.items()]
             if headers
             else []
         )
+        if raw:
+            pairs += raw
         if status >= 200 and status not in (204, 304):
-            raw.append((b"content-length", str(len(body)).encode()))
+            pairs.append((b"content-length", str(len(body)).encode()))
         if media_type is not None:
-            if media_type.startswith("text/"):
-                media_type += "; charset=utf-8"
-            raw.append((b"content-type", media_type.encode("latin-1")))
-        self.headers = raw
+            pairs.append((b"content-type", _content_type(media_type)))
+        self.headers = pairs
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None: for logs and tests."""
@@ -113,3 +112,10 @@ def _encoded_name(name: str) -> bytes:
     """A header name as uvicorn sends it; the endpoint uses a dozen names, each on every
     cache hit."""
     return name.lower().encode("latin-1")
+
+
+@lru_cache(maxsize=16)
+def _content_type(media_type: str) -> bytes:
+    if media_type.startswith("text/"):
+        media_type += "; charset=utf-8"
+    return media_type.encode("latin-1")

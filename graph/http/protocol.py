@@ -96,8 +96,11 @@ class GraphQLRequest:
 
 
 @lru_cache(maxsize=256)
+@lru_cache(maxsize=256)
 def media_type(accept: str | None) -> str | None:
-    """The response media type for an Accept header, or None when we can give none it accepts."""
+    """The response media type for an Accept header, or None when we can give none it accepts.
+
+    Kept by header: clients send the same few ``Accept`` values on every request."""
     if not accept:
         return JSON
     offered = {}
@@ -195,14 +198,29 @@ async def request_source(request: HttpRequest, max_body: int) -> bytes:
     content type and size checked). Equal bytes with the same method are the same request."""
     if request.method == "GET":
         return request.query_string
-    content_type = request.header(b"content-type") or ""
-    kind, _, params_text = content_type.partition(";")
-    if kind.strip().lower() != JSON:
+    refusal = _content_refusal(request.header(b"content-type") or "")
+    if refusal is _NOT_JSON:
         raise bad_request(f"Send the request as {JSON}.", 415, **{"Accept-Post": JSON})
-    charset = params_text.strip().lower().removeprefix("charset=").strip('"')
-    if charset and charset != "utf-8":
+    if refusal is _NOT_UTF8:
         raise bad_request("Only UTF-8 request bodies are accepted.", 415)
     return await _body_bytes(request, max_body)
+
+
+_NOT_JSON = "not JSON"
+_NOT_UTF8 = "not UTF-8"
+
+
+@lru_cache(maxsize=256)
+def _content_refusal(content_type: str) -> str | None:
+    """Why a POST body of ``content_type`` is refused, or None (kept by header, as
+    ``media_type``)."""
+    kind, _, params_text = content_type.partition(";")
+    if kind.strip().lower() != JSON:
+        return _NOT_JSON
+    charset = params_text.strip().lower().removeprefix("charset=").strip('"')
+    if charset and charset != "utf-8":
+        return _NOT_UTF8
+    return None
 
 
 def parse_request(request: HttpRequest, source: bytes, max_operation_name: int) -> GraphQLRequest:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.settings import Settings
 from tests.support import LiveServer
@@ -131,3 +132,42 @@ async def test_production_allows_no_origin_by_default(production_server: LiveSer
     for origin in ("http://localhost:5173", APP):
         assert cors_headers(await preflight(production_server.url, origin)) == {}
         assert cors_headers(await post(production_server.url, origin)) == {}
+
+
+def _graphql_responses(metrics: str) -> dict[str, float]:
+    """``marketgraph_http_requests_total`` of route /graphql, by status."""
+    counted: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if (
+                sample.name == "marketgraph_http_requests_total"
+                and sample.labels.get("route") == "/graphql"
+            ):
+                counted[sample.labels["status"]] = sample.value
+    return counted
+
+
+async def test_behind_cors_each_graphql_response_has_one_request_id_and_counts_once(
+    app_origin_server: LiveServer,
+) -> None:
+    """The endpoint does the edge's job for its own responses (``GraphQLEndpoint.at_edge``),
+    CORS answers preflights itself: neither kind may go without, nor get it twice."""
+    async with httpx.AsyncClient(base_url=app_origin_server.url, timeout=30) as client:
+        before = _graphql_responses((await client.get("/metrics")).text)
+        sent = [
+            await client.options(
+                "/graphql",
+                headers={"Origin": APP, "Access-Control-Request-Method": "POST"},
+            ),
+            await client.post("/graphql", json=QUERY, headers={"Origin": APP}),
+            await client.post("/graphql", json=QUERY, headers={"Origin": "https://other.test"}),
+            await client.post("/graphql", json=QUERY),
+            await client.options("/graphql"),
+        ]
+        after = _graphql_responses((await client.get("/metrics")).text)
+    assert [response.status_code for response in sent] == [200, 200, 200, 200, 405]
+    for response in sent:
+        assert len(response.headers.get_list("x-request-id")) == 1, response.headers
+    assert len({response.headers["x-request-id"] for response in sent}) == len(sent)
+    counted = {status: after.get(status, 0) - before.get(status, 0) for status in after}
+    assert counted == {"200": 4, "405": 1}
