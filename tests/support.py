@@ -256,6 +256,21 @@ class LiveServer:
         self._thread.join(timeout=15)
 
 
+async def until_redis_answers(http: httpx.AsyncClient, seconds: float = 30.0) -> None:
+    """Wait until the server's breaker has Redis (``/health/ready`` pings it, and an answer
+    closes the breaker). A server starting on a loaded machine may time out connecting to
+    a redis-server that has just started: a test about an outage must begin from a server
+    that reached Redis, not from one whose breaker opened at start. The deadline only
+    bounds a hang."""
+    deadline = time.monotonic() + seconds
+    while True:
+        ready = await http.get("/health/ready")
+        if ready.status_code == 200 and ready.json()["checks"].get("redis") == "ok":
+            return
+        assert time.monotonic() < deadline, f"Redis never answered the server: {ready.text}"
+        await asyncio.sleep(0.2)
+
+
 class GraphQLClient:
     """POSTs operations to the live server and returns the decoded response."""
 

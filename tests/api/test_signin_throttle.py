@@ -14,7 +14,13 @@ import httpx
 import pytest
 
 from infra.settings import Settings
-from tests.support import LiveServer, MakeAccount, RedisProcess, expect_throttle_status
+from tests.support import (
+    LiveServer,
+    MakeAccount,
+    RedisProcess,
+    expect_throttle_status,
+    until_redis_answers,
+)
 
 ACCOUNT_LIMIT = 5
 
@@ -136,6 +142,7 @@ async def faulty_server(
     live.start()
     try:
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
+            await until_redis_answers(http)
             yield http, own_redis
     finally:
         live.stop()
